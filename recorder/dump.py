@@ -282,4 +282,3 @@ class DumpReader:
                 return
             self.valid_bytes += 4 + length + 4
             yield kb[0], kb[1:]
-
