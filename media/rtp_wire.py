@@ -191,9 +191,7 @@ def wrap_rtx(
         head, 0, head[0], head[1], sequence_number & 0xFFFF, header.timestamp, ssrc & 0xFFFFFFFF
     )
     return (
-        bytes(head)
-        + _U16.pack(header.sequence_number)
-        + data[header.ext_end : header.payload_end]
+        bytes(head) + _U16.pack(header.sequence_number) + data[header.ext_end : header.payload_end]
     )
 
 

@@ -1,0 +1,276 @@
+"""aiortc client peers for tests and the benchmark: numbered frames in, numbered frames out.
+
+Each sent video frame carries its number in the luma plane (16 large black/white blocks that
+survive VP8), so a receiver can tell exactly which frames it decoded and which are missing.
+The client behaves as media/README.md asks a browser to: it offers its own tracks
+``sendonly`` plus one ``recvonly`` m-line per track it must receive, and re-offers when told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from media import aiortc_internals as ai
+
+VIDEO_CLOCK = 90000
+BITS = 16
+
+
+def encode_number(width: int, height: int, number: int) -> av.VideoFrame:
+    """A grey frame whose top band holds ``number`` as 16 black/white blocks."""
+    frame = av.VideoFrame(width, height, "yuv420p")
+    block_w = width // BITS
+    band_h = max(16, (height // 6) // 16 * 16)
+    y = bytearray([128]) * (width * height)
+    for bit in range(BITS):
+        value = 235 if number >> bit & 1 else 16
+        row = bytes([value]) * block_w
+        for line in range(band_h):
+            start = line * width + bit * block_w
+            y[start : start + block_w] = row
+    frame.planes[0].update(bytes(y))
+    chroma = bytes([128]) * frame.planes[1].buffer_size
+    frame.planes[1].update(chroma)
+    frame.planes[2].update(chroma)
+    return frame
+
+
+def decode_number(frame: av.VideoFrame) -> int:
+    plane = frame.planes[0]
+    data = bytes(plane)
+    stride = plane.line_size
+    width = frame.width
+    block_w = width // BITS
+    band_h = max(16, (frame.height // 6) // 16 * 16)
+    line = band_h // 2
+    number = 0
+    for bit in range(BITS):
+        x0 = bit * block_w + block_w // 4
+        x1 = bit * block_w + 3 * block_w // 4
+        row = data[line * stride + x0 : line * stride + x1]
+        if sum(row) / max(1, len(row)) > 128:
+            number |= 1 << bit
+    return number
+
+
+class NumberedVideoTrack(MediaStreamTrack):
+    """Video at a steady frame rate; frame ``n`` shows ``n`` (see :func:`encode_number`)."""
+
+    kind = "video"
+
+    def __init__(self, width: int = 320, height: int = 240, fps: int = 30) -> None:
+        super().__init__()
+        self.width, self.height, self.fps = width, height, fps
+        self.count = 0
+        self.sent_at: dict[int, float] = {}  # frame number -> wall time it was produced
+        self._start: float | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        due = self._start + self.count / self.fps
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)  # media clock, not waiting for an event
+        n = self.count & 0xFFFF
+        frame = encode_number(self.width, self.height, n)
+        frame.pts = self.count * (VIDEO_CLOCK // self.fps)
+        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        self.sent_at[n] = time.time()
+        if len(self.sent_at) > 4096:
+            self.sent_at.pop(next(iter(self.sent_at)))
+        self.count += 1
+        return frame
+
+
+class ToneTrack(MediaStreamTrack):
+    """20 ms of 48 kHz mono audio per recv (a constant tone; Opus-encoded by aiortc)."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+        self._start: float | None = None
+        samples = [int(3000 * ((i // 24) % 2 * 2 - 1)) for i in range(960)]
+        self._pcm = b"".join(s.to_bytes(2, "little", signed=True) for s in samples)
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        delay = self._start + self.count * 0.02 - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        frame = av.AudioFrame(format="s16", layout="mono", samples=960)
+        frame.planes[0].update(self._pcm)
+        frame.sample_rate = 48000
+        frame.pts = self.count * 960
+        frame.time_base = fractions.Fraction(1, 48000)
+        self.count += 1
+        return frame
+
+
+@dataclass
+class Received:
+    """What one client decoded from one incoming m-line."""
+
+    mid: str
+    kind: str
+    numbers: list[int] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    audio_frames: int = 0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def missing(self) -> int:
+        """Frames skipped between the first and the last decoded one."""
+        if len(self.numbers) < 2:
+            return 0
+        return ((self.numbers[-1] - self.numbers[0]) & 0xFFFF) + 1 - len(set(self.numbers))
+
+
+Signal = Callable[[str, str, dict[str, str]], Awaitable[str]]
+
+
+class ClientPeer:
+    """One participant: an aiortc peer connection talking to the server's CallMedia."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        video: bool = True,
+        audio: bool = True,
+        document: bool = False,
+        width: int = 320,
+        height: int = 240,
+        fps: int = 30,
+        sent_at_lookup: Callable[[str, int], float | None] | None = None,
+    ) -> None:
+        self.name = name
+        self.pc: RTCPeerConnection = ai.new_peer_connection([])
+        self.tracks: dict[str, MediaStreamTrack] = {}
+        if video:
+            self.tracks["camera"] = NumberedVideoTrack(width, height, fps)
+        if document:
+            self.tracks["document"] = NumberedVideoTrack(width, height, fps)
+        if audio:
+            self.tracks["audio"] = ToneTrack()
+        self._label_by_transceiver: dict[int, str] = {}
+        for label, track in self.tracks.items():
+            t = self.pc.addTransceiver(track, direction="sendonly")
+            self._label_by_transceiver[id(t)] = label
+        self.received: dict[str, Received] = {}
+        self.receive_map: dict[str, dict[str, str]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sent_at_lookup = sent_at_lookup
+        self.pc.on("track", self._on_track)
+
+    def ensure_receivers(self, needs: dict[str, int]) -> None:
+        """One recvonly m-line per remote track of each kind (never removed, reused)."""
+        for kind in ("video", "audio"):
+            have = sum(
+                1
+                for t in self.pc.getTransceivers()
+                if t.kind == kind and id(t) not in self._label_by_transceiver
+            )
+            for _ in range(needs.get(kind, 0) - have):
+                self.pc.addTransceiver(kind, direction="recvonly")
+
+    async def negotiate(self, signal: Signal, host_addresses: list[str]) -> None:
+        """Offer, send it through ``signal(participant, sdp, tracks)``, apply the answer."""
+        ai.restrict_host_candidates(self.pc, host_addresses)
+        offer = await self.pc.createOffer()
+        await self.pc.setLocalDescription(offer)
+        tracks = {}
+        for t in self.pc.getTransceivers():
+            label = self._label_by_transceiver.get(id(t))
+            if label is not None and t.mid is not None:
+                tracks[t.mid] = label
+        local = self.pc.localDescription
+        answer = await signal(self.name, local.sdp, tracks)
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        mid = next((t.mid for t in self.pc.getTransceivers() if t.receiver.track is track), None)
+        if mid is None:
+            return
+        received = self.received.setdefault(mid, Received(mid=mid, kind=track.kind))
+        task = asyncio.get_running_loop().create_task(self._consume(track, received))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _consume(self, track: MediaStreamTrack, received: Received) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                if isinstance(frame, av.VideoFrame):
+                    n = await asyncio.to_thread(decode_number, frame)
+                    received.numbers.append(n)
+                    if self._sent_at_lookup is not None:
+                        sent = self._sent_at_lookup(received.mid, n)
+                        if sent is not None:
+                            received.latencies.append(time.time() - sent)
+                else:
+                    received.audio_frames += 1
+                received.changed.set()
+        except MediaStreamError:
+            return
+
+    async def wait_for(
+        self, predicate: Callable[[], bool], within: float, what: str = "condition"
+    ) -> None:
+        """Wait (without polling sleeps) until a received frame makes ``predicate`` true."""
+
+        async def waiter() -> None:
+            while not predicate():
+                events = [r.changed for r in self.received.values()]
+                for e in events:
+                    e.clear()
+                if predicate():
+                    return
+                waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(e.wait()) for e in events]
+                waits.append(asyncio.ensure_future(self._track_added()))
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for w in waits:
+                        w.cancel()
+
+        try:
+            await asyncio.wait_for(waiter(), within)
+        except TimeoutError as err:
+            raise AssertionError(f"{self.name}: timed out waiting for {what}") from err
+
+    async def _track_added(self) -> None:
+        before = len(self.received)
+        event = asyncio.Event()
+
+        def check(_: Any) -> None:
+            event.set()
+
+        self.pc.on("track", check)
+        try:
+            while len(self.received) == before:
+                await event.wait()
+                event.clear()
+        finally:
+            self.pc.remove_listener("track", check)
+
+    async def close(self) -> None:
+        await self.pc.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
