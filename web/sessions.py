@@ -1,0 +1,219 @@
+"""Login sessions (R8): one active session per account, idle and absolute timeouts, lockout.
+
+The cookie carries a random token; only its SHA-256 is stored, so a copy of the database
+opens no session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from directory import store
+from directory.model import Account
+from directory.passwords import LockoutPolicy, verify_password
+from storage import schema as s
+from storage.database import Database, audit
+from tongban.clock import Clock
+from tongban.errors import Locked, Unauthenticated
+
+# Told when a session ends by force (login elsewhere, account disabled): session id, reason.
+RevocationListener = Callable[[str, str], Awaitable[None]]
+
+TOUCH_EVERY = timedelta(seconds=60)
+
+
+def token_id(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: str
+    account: Account
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPolicy:
+    idle: timedelta = timedelta(minutes=30)
+    absolute: timedelta = timedelta(hours=12)
+    lockout: LockoutPolicy = LockoutPolicy()
+
+
+class SessionService:
+    def __init__(self, db: Database, clock: Clock, policy: SessionPolicy) -> None:
+        self._db = db
+        self._clock = clock
+        self.policy = policy
+        self._listeners: list[RevocationListener] = []
+
+    def on_revoked(self, listener: RevocationListener) -> None:
+        self._listeners.append(listener)
+
+    async def _notify(self, session_ids: list[str], reason: str) -> None:
+        for sid in session_ids:
+            for listener in self._listeners:
+                await listener(sid, reason)
+
+    async def login(self, username: str, password: str, source: str) -> tuple[str, Session]:
+        now = self._clock.now()
+        refusal: Exception | None = None
+        opened: tuple[str, str, list[str]] | None = None
+        # A failure's audit record and counter must commit although the login fails, so the
+        # refusal is raised after the transaction, not inside it.
+        async with self._db.begin() as conn:
+            row = (
+                await conn.execute(sa.select(s.accounts).where(s.accounts.c.username == username))
+            ).first()
+            if row is not None and self.policy.lockout.locked(row.locked_until, now):
+                await audit(conn, at=now, actor=username, actor_id=row.id, action="login",
+                            target=username, result="locked", source=source)
+                refusal = Locked(
+                    "连续登录失败次数过多，账号已锁定，请 30 分钟后再试或联系管理员",
+                    locked_until=row.locked_until.isoformat(),
+                )
+            elif row is None or not verify_password(row.password_hash, password) or row.disabled:
+                refusal = await self._refuse(conn, row, username, password, source, now)
+            else:
+                opened = await self._open(conn, row.id, username, source, now)
+                account = await store.account_by_id(conn, row.id)
+        if refusal is not None:
+            raise refusal
+        assert opened is not None and account is not None
+        token, sid, replaced = opened
+        await self._notify(replaced, "replaced")
+        return token, Session(sid, account, now, now + self.policy.absolute)
+
+    async def _refuse(
+        self, conn: AsyncConnection, row: Any, username: str, password: str, source: str,
+        now: datetime,
+    ) -> Exception:
+        if row is None:
+            result = "unknown_user"
+        elif not verify_password(row.password_hash, password):
+            result = "bad_password"
+        else:
+            result = "disabled"
+        await audit(conn, at=now, actor=username, actor_id=row.id if row else None,
+                    action="login", target=username, result=result, source=source)
+        if result == "bad_password":
+            failed, locked_until = self.policy.lockout.after_failure(row.failed_logins, now)
+            await conn.execute(
+                sa.update(s.accounts)
+                .where(s.accounts.c.id == row.id)
+                .values(failed_logins=failed, locked_until=locked_until)
+            )
+            if locked_until is not None:
+                await audit(conn, at=now, actor="system", action="account.lockout",
+                            target=username, result="locked", source=source,
+                            detail={"until": locked_until.isoformat()})
+        return Unauthenticated("用户名或密码错误", code="bad_credentials")
+
+    async def _open(
+        self, conn: AsyncConnection, account_id: int, username: str, source: str, now: datetime
+    ) -> tuple[str, str, list[str]]:
+        """A new session; every other live session of the account ends (one at a time)."""
+        replaced = list(
+            await conn.scalars(
+                sa.select(s.sessions.c.id).where(
+                    s.sessions.c.account_id == account_id, s.sessions.c.revoked_at.is_(None)
+                )
+            )
+        )
+        if replaced:
+            await conn.execute(
+                sa.update(s.sessions)
+                .where(s.sessions.c.id.in_(replaced))
+                .values(revoked_at=now, revoked_reason="replaced")
+            )
+        token = secrets.token_urlsafe(32)
+        sid = token_id(token)
+        await conn.execute(
+            sa.insert(s.sessions).values(
+                id=sid, account_id=account_id, created_at=now, last_seen_at=now,
+                expires_at=now + self.policy.absolute, source=source[:64],
+            )
+        )
+        await conn.execute(
+            sa.update(s.accounts)
+            .where(s.accounts.c.id == account_id)
+            .values(failed_logins=0, locked_until=None)
+        )
+        await audit(conn, at=now, actor=username, actor_id=account_id, action="login",
+                    target=username, result="ok", source=source,
+                    detail={"replaced_sessions": len(replaced)} if replaced else None)
+        return token, sid, replaced
+
+    async def resolve(self, token: str | None) -> Session:
+        """The live session for a cookie, or ``Unauthenticated`` saying why not."""
+        if not token:
+            raise Unauthenticated("请先登录", code="unauthenticated")
+        return await self.resolve_id(token_id(token))
+
+    async def resolve_id(self, sid: str, *, touch: bool = True) -> Session:
+        now = self._clock.now()
+        async with self._db.begin() as conn:
+            row = (await conn.execute(sa.select(s.sessions).where(s.sessions.c.id == sid))).first()
+            if row is None:
+                raise Unauthenticated("请先登录", code="unauthenticated")
+            if row.revoked_at is not None:
+                if row.revoked_reason == "replaced":
+                    raise Unauthenticated(
+                        "该账号已在其他地方登录，本会话已结束", code="session_replaced"
+                    )
+                raise Unauthenticated("会话已结束，请重新登录", code="session_revoked")
+            if now >= row.expires_at or now - row.last_seen_at > self.policy.idle:
+                await conn.execute(
+                    sa.update(s.sessions)
+                    .where(s.sessions.c.id == sid)
+                    .values(revoked_at=now, revoked_reason="expired")
+                )
+                raise Unauthenticated("长时间未操作，会话已过期，请重新登录", code="session_expired")
+            account = await store.account_by_id(conn, row.account_id)
+            if account is None or account.disabled:
+                raise Unauthenticated("账号已停用", code="session_revoked")
+            if touch and now - row.last_seen_at >= TOUCH_EVERY:
+                await conn.execute(
+                    sa.update(s.sessions).where(s.sessions.c.id == sid).values(last_seen_at=now)
+                )
+        return Session(sid, account, row.created_at, row.expires_at)
+
+    async def logout(self, session: Session, source: str) -> None:
+        now = self._clock.now()
+        async with self._db.begin() as conn:
+            await conn.execute(
+                sa.update(s.sessions)
+                .where(s.sessions.c.id == session.id, s.sessions.c.revoked_at.is_(None))
+                .values(revoked_at=now, revoked_reason="logout")
+            )
+            await audit(conn, at=now, actor=session.account.username,
+                        actor_id=session.account.id, action="logout",
+                        target=session.account.username, result="ok", source=source)
+        await self._notify([session.id], "logout")
+
+    async def revoke_account(self, account_id: int, reason: str) -> None:
+        now = self._clock.now()
+        async with self._db.begin() as conn:
+            ids = list(
+                await conn.scalars(
+                    sa.select(s.sessions.c.id).where(
+                        s.sessions.c.account_id == account_id, s.sessions.c.revoked_at.is_(None)
+                    )
+                )
+            )
+            if ids:
+                await conn.execute(
+                    sa.update(s.sessions)
+                    .where(s.sessions.c.id.in_(ids))
+                    .values(revoked_at=now, revoked_reason=reason)
+                )
+        await self._notify(ids, reason)
