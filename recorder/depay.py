@@ -44,9 +44,10 @@ def parse_rtp(data: bytes) -> RtpHeader | None:
         pos += 4 + 4 * int.from_bytes(data[pos + 2 : pos + 4], "big")
     end = len(data)
     if padding:
-        if end <= pos:
+        pad = data[-1]
+        if pad == 0 or end - pad < pos:
             return None
-        end -= data[-1]
+        end -= pad
     if end < pos:
         return None
     return RtpHeader(
