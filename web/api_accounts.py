@@ -41,9 +41,9 @@ class AccountChangeBody(Payload):
     password: str | None = Field(default=None, max_length=200)
 
 
-def account_view(account: Account, snap: DirectorySnapshot, *, full_mobile: bool = False) -> dict[
-    str, Any
-]:
+def account_view(
+    account: Account, snap: DirectorySnapshot, *, full_mobile: bool = False
+) -> dict[str, Any]:
     agency = snap.agencies.get(account.agency_id)
     windows = []
     for wid in account.window_ids:
@@ -168,12 +168,16 @@ async def change_account(request: web.Request) -> web.Response:
     username = request.match_info["username"]
     if body.password is not None:
         await services.accounts.reset_password(
-            actor=session.account, source=source_of(request), username=username,
+            actor=session.account,
+            source=source_of(request),
+            username=username,
             password=body.password,
         )
     if body.disabled is not None:
         await services.accounts.set_disabled(
-            actor=session.account, source=source_of(request), username=username,
+            actor=session.account,
+            source=source_of(request),
+            username=username,
             disabled=body.disabled,
         )
     snap = await services.directory.reload()

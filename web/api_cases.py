@@ -64,16 +64,16 @@ async def directory_view(request: web.Request) -> web.Response:
         {"code": m.code, "name": m.name, "department": m.department}
         for m in sorted(snap.matters.values(), key=lambda m: m.code)
     ]
-    regions = sorted(
+    regions = []
+    for code in sorted({region for (_matter, region) in snap.owners}):
+        agency = snap.agency_by_region(code)
+        regions.append({"code": code, "name": agency.name if agency else ""})
+    return ok(
         {
-            (region, snap.agency_by_region(region).name if snap.agency_by_region(region) else "")
-            for (_matter, region) in snap.owners
+            "matters": matters,
+            "regions": regions,
         }
     )
-    return ok({
-        "matters": matters,
-        "regions": [{"code": code, "name": name} for code, name in regions],
-    })
 
 
 def setup(app: web.Application) -> None:

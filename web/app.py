@@ -113,8 +113,10 @@ async def healthz(request: web.Request) -> web.Response:
             status = 503
     snap = await services.directory.snapshot()
     warnings = snap.calendar.warnings(services.clock.now().date())
-    return ok({"status": "ok" if status == 200 else "degraded", "checks": checks,
-               "warnings": warnings}, status=status)
+    return ok(
+        {"status": "ok" if status == 200 else "degraded", "checks": checks, "warnings": warnings},
+        status=status,
+    )
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -36,8 +36,9 @@ def _dumps(obj: Any) -> str:
 
 
 def ok(data: Any = None, status: int = 200) -> web.Response:
-    return web.json_response(data if data is not None else {"ok": True}, status=status,
-                             dumps=_dumps)
+    return web.json_response(
+        data if data is not None else {"ok": True}, status=status, dumps=_dumps
+    )
 
 
 @web.middleware
@@ -105,9 +106,10 @@ async def require_role(request: web.Request, *roles: str) -> Session:
 
 
 async def read_body(request: web.Request, model: type[M]) -> M:
-    if request.content_length is not None and request.content_length > request.app[
-        SERVICES
-    ].settings.max_request_bytes:
+    if (
+        request.content_length is not None
+        and request.content_length > request.app[SERVICES].settings.max_request_bytes
+    ):
         raise TooLarge("请求内容过大")
     try:
         data = await request.json()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,7 +46,7 @@ class Session:
 class SessionPolicy:
     idle: timedelta = timedelta(minutes=30)
     absolute: timedelta = timedelta(hours=12)
-    lockout: LockoutPolicy = LockoutPolicy()
+    lockout: LockoutPolicy = field(default_factory=LockoutPolicy)
 
 
 class SessionService:
@@ -75,8 +75,16 @@ class SessionService:
                 await conn.execute(sa.select(s.accounts).where(s.accounts.c.username == username))
             ).first()
             if row is not None and self.policy.lockout.locked(row.locked_until, now):
-                await audit(conn, at=now, actor=username, actor_id=row.id, action="login",
-                            target=username, result="locked", source=source)
+                await audit(
+                    conn,
+                    at=now,
+                    actor=username,
+                    actor_id=row.id,
+                    action="login",
+                    target=username,
+                    result="locked",
+                    source=source,
+                )
                 refusal = Locked(
                     "连续登录失败次数过多，账号已锁定，请 30 分钟后再试或联系管理员",
                     locked_until=row.locked_until.isoformat(),
@@ -94,7 +102,12 @@ class SessionService:
         return token, Session(sid, account, now, now + self.policy.absolute)
 
     async def _refuse(
-        self, conn: AsyncConnection, row: Any, username: str, password: str, source: str,
+        self,
+        conn: AsyncConnection,
+        row: Any,
+        username: str,
+        password: str,
+        source: str,
         now: datetime,
     ) -> Exception:
         if row is None:
@@ -103,8 +116,16 @@ class SessionService:
             result = "bad_password"
         else:
             result = "disabled"
-        await audit(conn, at=now, actor=username, actor_id=row.id if row else None,
-                    action="login", target=username, result=result, source=source)
+        await audit(
+            conn,
+            at=now,
+            actor=username,
+            actor_id=row.id if row else None,
+            action="login",
+            target=username,
+            result=result,
+            source=source,
+        )
         if result == "bad_password":
             failed, locked_until = self.policy.lockout.after_failure(row.failed_logins, now)
             await conn.execute(
@@ -113,9 +134,16 @@ class SessionService:
                 .values(failed_logins=failed, locked_until=locked_until)
             )
             if locked_until is not None:
-                await audit(conn, at=now, actor="system", action="account.lockout",
-                            target=username, result="locked", source=source,
-                            detail={"until": locked_until.isoformat()})
+                await audit(
+                    conn,
+                    at=now,
+                    actor="system",
+                    action="account.lockout",
+                    target=username,
+                    result="locked",
+                    source=source,
+                    detail={"until": locked_until.isoformat()},
+                )
         return Unauthenticated("用户名或密码错误", code="bad_credentials")
 
     async def _open(
@@ -139,8 +167,12 @@ class SessionService:
         sid = token_id(token)
         await conn.execute(
             sa.insert(s.sessions).values(
-                id=sid, account_id=account_id, created_at=now, last_seen_at=now,
-                expires_at=now + self.policy.absolute, source=source[:64],
+                id=sid,
+                account_id=account_id,
+                created_at=now,
+                last_seen_at=now,
+                expires_at=now + self.policy.absolute,
+                source=source[:64],
             )
         )
         await conn.execute(
@@ -148,9 +180,17 @@ class SessionService:
             .where(s.accounts.c.id == account_id)
             .values(failed_logins=0, locked_until=None)
         )
-        await audit(conn, at=now, actor=username, actor_id=account_id, action="login",
-                    target=username, result="ok", source=source,
-                    detail={"replaced_sessions": len(replaced)} if replaced else None)
+        await audit(
+            conn,
+            at=now,
+            actor=username,
+            actor_id=account_id,
+            action="login",
+            target=username,
+            result="ok",
+            source=source,
+            detail={"replaced_sessions": len(replaced)} if replaced else None,
+        )
         return token, sid, replaced
 
     async def resolve(self, token: str | None) -> Session:
@@ -177,7 +217,9 @@ class SessionService:
                     .where(s.sessions.c.id == sid)
                     .values(revoked_at=now, revoked_reason="expired")
                 )
-                raise Unauthenticated("长时间未操作，会话已过期，请重新登录", code="session_expired")
+                raise Unauthenticated(
+                    "长时间未操作，会话已过期，请重新登录", code="session_expired"
+                )
             account = await store.account_by_id(conn, row.account_id)
             if account is None or account.disabled:
                 raise Unauthenticated("账号已停用", code="session_revoked")
@@ -195,9 +237,16 @@ class SessionService:
                 .where(s.sessions.c.id == session.id, s.sessions.c.revoked_at.is_(None))
                 .values(revoked_at=now, revoked_reason="logout")
             )
-            await audit(conn, at=now, actor=session.account.username,
-                        actor_id=session.account.id, action="logout",
-                        target=session.account.username, result="ok", source=source)
+            await audit(
+                conn,
+                at=now,
+                actor=session.account.username,
+                actor_id=session.account.id,
+                action="logout",
+                target=session.account.username,
+                result="ok",
+                source=source,
+            )
         await self._notify([session.id], "logout")
 
     async def revoke_account(self, account_id: int, reason: str) -> None:

@@ -14,9 +14,9 @@ async def audit_rows(server: Any, action: str) -> list[Any]:
     async with server.services.db.connect() as conn:
         return list(
             await conn.execute(
-                sa.select(s.audit_log).where(s.audit_log.c.action == action).order_by(
-                    s.audit_log.c.id
-                )
+                sa.select(s.audit_log)
+                .where(s.audit_log.c.action == action)
+                .order_by(s.audit_log.c.id)
             )
         )
 
@@ -157,7 +157,9 @@ async def test_admin_creates_disables_and_resets_accounts(start_server: Any) -> 
     assert body["windows"][0]["code"] == "FQ-ZJ-01"
     status, body = await admin.post("/api/admin/accounts", new)
     assert status == 409 and body["error"]["code"] == "username_taken"
-    status, body = await admin.post("/api/admin/accounts", {**new, "username": "x", "password": "weak"})
+    status, body = await admin.post(
+        "/api/admin/accounts", {**new, "username": "x", "password": "weak"}
+    )
     assert status == 400 and body["error"]["code"] == "weak_password"
 
     h3 = await server.browser()
