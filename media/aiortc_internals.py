@@ -35,6 +35,7 @@ PINNED_VERSIONS = {"aiortc": "1.16.0", "aioice": "0.13.0"}
 RELIED_ON: tuple[tuple[str, str], ...] = (
     ("RTCDtlsTransport", "_handle_rtp_data"),
     ("RTCDtlsTransport", "_handle_rtcp_data"),
+    ("RTCDtlsTransport", "_send_rtp"),
     ("RTCDtlsTransport instance", "_tx_srtp"),
     ("RTCDtlsTransport instance", "_state"),
     ("RTCIceTransport instance", "_connection"),
@@ -374,3 +375,36 @@ def on_state_connected(dtls: RTCDtlsTransport, callback: Callable[[], None]) -> 
             callback()
 
     dtls.on("statechange", changed)
+
+
+def inject_rtp_loss(
+    pc: RTCPeerConnection,
+    *,
+    outgoing: Callable[[bytes], bool] | None = None,
+    incoming: Callable[[bytes], bool] | None = None,
+) -> None:
+    """Fault injection for tests: drop plaintext RTP a client sends or receives.
+
+    ``outgoing``/``incoming`` see each RTP packet (never RTCP) and return True to drop it.
+    """
+    dtls = bundle_transport(pc)
+    if outgoing is not None:
+        drop_out = outgoing
+        send = dtls._send_rtp
+
+        async def send_rtp(data: bytes) -> None:
+            if len(data) > 1 and not 192 <= data[1] <= 223 and drop_out(data):
+                return
+            await send(data)
+
+        setattr(dtls, "_send_rtp", send_rtp)  # noqa: B010
+    if incoming is not None:
+        drop_in = incoming
+        handle = dtls._handle_rtp_data
+
+        async def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
+            if drop_in(data):
+                return
+            await handle(data, arrival_time_ms)
+
+        setattr(dtls, "_handle_rtp_data", handle_rtp)  # noqa: B010

@@ -190,7 +190,13 @@ class ClientPeer:
                 self.pc.addTransceiver(kind, direction="recvonly")
 
     async def negotiate(self, signal: Signal, host_addresses: list[str]) -> None:
-        """Offer, send it through ``signal(participant, sdp, tracks)``, apply the answer."""
+        """Offer, send it through ``signal(participant, sdp, tracks)``, apply the answer.
+
+        A re-offer waits for the first connection to complete: aiortc's own connect task
+        races a re-offer's answer otherwise (IndexError in ``__remoteRtp``, harmless but loud).
+        """
+        if self.pc.remoteDescription is not None:
+            await self.connected(within=10)
         ai.restrict_host_candidates(self.pc, host_addresses)
         offer = await self.pc.createOffer()
         await self.pc.setLocalDescription(offer)
@@ -202,6 +208,23 @@ class ClientPeer:
         local = self.pc.localDescription
         answer = await signal(self.name, local.sdp, tracks)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+
+    async def connected(self, within: float) -> None:
+        if self.pc.connectionState == "connected":
+            return
+        done = asyncio.get_running_loop().create_future()
+
+        def changed() -> None:
+            if self.pc.connectionState in ("connected", "failed", "closed") and not done.done():
+                done.set_result(self.pc.connectionState)
+
+        self.pc.on("connectionstatechange", changed)
+        try:
+            state = await asyncio.wait_for(done, within)
+        finally:
+            self.pc.remove_listener("connectionstatechange", changed)
+        if state != "connected":
+            raise ConnectionError(f"{self.name}: peer connection {state}")
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         mid = next((t.mid for t in self.pc.getTransceivers() if t.receiver.track is track), None)
