@@ -26,6 +26,7 @@ from web.state import SERVICES, SETTINGS, Services
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
+VENDOR = Path(__file__).parent.parent / "node_modules" / "socket.io-client" / "dist"
 
 # A part of the app (signaling, sms, recordings...) registers routes and cleanup contexts.
 Part = Callable[[web.Application], None]
@@ -89,11 +90,16 @@ def create_app(
     if STATIC.is_dir():
         app.router.add_get("/", index)
         app.router.add_static("/static/", STATIC, follow_symlinks=False)
+    if VENDOR.is_dir():
+        # third-party browser code installed by `npm ci` (package-lock.json), never committed
+        app.router.add_static("/vendor/socket.io/", VENDOR, follow_symlinks=False)
     return app
 
 
 def default_parts() -> tuple[Part, ...]:
-    return ()
+    """The parts of a full server, in the order their cleanup contexts start."""
+    parts: list[Part] = []
+    return tuple(parts)
 
 
 async def healthz(request: web.Request) -> web.Response:
