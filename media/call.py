@@ -33,6 +33,10 @@ MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 RECEIVE_QUEUE_LIMIT = 2048  # datagrams waiting in aioice per leg (~6 s of one call's media)
 MAX_SDP_BYTES = 64 * 1024
 MAX_TRACKS_PER_PARTICIPANT = 4
+# A newly negotiated m-line starts carrying packets this long after its answer was made:
+# an SSRC the client has not yet seen in an answer is misrouted by aiortc (it binds unknown
+# SSRCs to the only receiver with that payload type) and dropped by browsers.
+ACTIVATION_DELAY = 0.5
 
 RenegotiateCallback = Callable[[str, dict[str, int]], None]
 
@@ -81,6 +85,7 @@ class OutStream:
     ext_passthrough: bool = True
     ext_map: dict[int, int] = field(default_factory=dict)  # source id -> our id
     active: bool = False
+    activation: asyncio.TimerHandle | None = None
     want_keyframe: bool = True
     packets: int = 0
     octets: int = 0
@@ -527,7 +532,7 @@ class CallMedia:
             return {}
         out: dict[str, dict[str, str]] = {}
         for mid, stream in leg.outs.items():
-            if stream.source is not None and stream.active:
+            if stream.source is not None:
                 src = stream.source
                 out[mid] = {
                     "participant": src.leg.participant,
@@ -807,7 +812,6 @@ class CallMedia:
 
     def _activate_outgoing(self, leg: Leg) -> None:
         leg.outs_by_ssrc.clear()
-        now = time.monotonic()
         for out in leg.outs.values():
             out.ssrc, out.rtx_ssrc = ai.sender_ssrcs(out.transceiver)
             out.codecs = ai.negotiated_codecs(out.transceiver)
@@ -815,10 +819,24 @@ class CallMedia:
             leg.outs_by_ssrc[out.ssrc] = out
             leg.outs_by_ssrc[out.rtx_ssrc] = out
             _map_payloads(out)
-            was_active = out.active
-            out.active = out.source is not None
-            if out.active and not was_active and leg.connected and out.source is not None:
-                self.request_keyframe(out.source, now, force=True)
+            if out.source is None:
+                out.active = False
+                if out.activation is not None:
+                    out.activation.cancel()
+                    out.activation = None
+            elif not out.active and out.activation is None:
+                loop = asyncio.get_running_loop()
+                out.activation = loop.call_later(ACTIVATION_DELAY, self._activate, out)
+
+    def _activate(self, out: OutStream) -> None:
+        """Start forwarding on a newly negotiated m-line (see ACTIVATION_DELAY)."""
+        out.activation = None
+        leg = out.leg
+        if self._closed or self._legs.get(leg.participant) is not leg or out.source is None:
+            return
+        out.active = True
+        if leg.connected:
+            self.request_keyframe(out.source, time.monotonic(), force=True)
 
     def needs_offer(self, participant: str) -> bool:
         """True when the participant's last answer no longer matches the call's tracks."""
@@ -852,6 +870,9 @@ class CallMedia:
         for out in leg.outs.values():
             if out.source is not None and out in out.source.outs:
                 out.source.outs.remove(out)
+            if out.activation is not None:
+                out.activation.cancel()
+                out.activation = None
             out.source = None
             out.history.clear()
         for other in self._legs.values():

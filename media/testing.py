@@ -161,6 +161,8 @@ class ClientPeer:
     ) -> None:
         self.name = name
         self.pc: RTCPeerConnection = ai.new_peer_connection([])
+        self._size = (width, height)
+        self._fps = fps
         self.tracks: dict[str, MediaStreamTrack] = {}
         if video:
             self.tracks["camera"] = NumberedVideoTrack(width, height, fps)
@@ -177,6 +179,13 @@ class ClientPeer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._sent_at_lookup = sent_at_lookup
         self.pc.on("track", self._on_track)
+
+    def add_document_camera(self) -> None:
+        """Start sending a second video track (takes effect at the next negotiate)."""
+        track = NumberedVideoTrack(self._size[0], self._size[1], self._fps)
+        self.tracks["document"] = track
+        t = self.pc.addTransceiver(track, direction="sendonly")
+        self._label_by_transceiver[id(t)] = "document"
 
     def ensure_receivers(self, needs: dict[str, int]) -> None:
         """One recvonly m-line per remote track of each kind (never removed, reused)."""
@@ -240,7 +249,7 @@ class ClientPeer:
             while True:
                 frame = await track.recv()
                 if isinstance(frame, av.VideoFrame):
-                    n = await asyncio.to_thread(decode_number, frame)
+                    n = decode_number(frame)
                     received.numbers.append(n)
                     if self._sent_at_lookup is not None:
                         sent = self._sent_at_lookup(received.mid, n)
