@@ -115,6 +115,7 @@ class RemoteMedia:
     rtx: dict[int, int]  # rtx ssrc -> media ssrc (ssrc-group FID)
     codecs: tuple[tuple[int, str, int, int | None, int | None], ...]  # pt,name,rate,ch,apt
     extensions: dict[int, str]  # id -> uri
+    secure: bool  # has DTLS fingerprints and ICE credentials (aiortc asserts on neither)
 
 
 def remote_media(description: aiortc_sdp.SessionDescription) -> list[RemoteMedia]:
@@ -147,6 +148,13 @@ def remote_media(description: aiortc_sdp.SessionDescription) -> list[RemoteMedia
                 rtx=rtx,
                 codecs=tuple(codecs),
                 extensions={int(x.id): x.uri for x in media.rtp.headerExtensions},
+                secure=bool(
+                    media.dtls is not None
+                    and media.dtls.fingerprints
+                    and media.ice is not None
+                    and media.ice.usernameFragment
+                    and media.ice.password
+                ),
             )
         )
     return out

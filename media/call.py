@@ -607,6 +607,8 @@ class CallMedia:
     ) -> None:
         if not offered:
             raise InvalidInput("SDP offer has no audio or video m-line")
+        if not all(m.secure for m in offered.values()):
+            raise InvalidInput("SDP offer lacks DTLS fingerprint or ICE credentials")
         for mid, label in tracks.items():
             media = offered.get(mid)
             if media is None:
