@@ -154,10 +154,11 @@ async def test_open_close_cycles_do_not_grow_memory() -> None:
         await call.close()  # idempotent
         return weakref.ref(call)
 
-    for i in range(30):  # warm up allocator and caches
+    for i in range(100):  # warm up the allocator, aiortc's codec tables and caches
         await cycle(i)
     gc.collect()
     before = _rss_kib()
+    objects_before = len(gc.get_objects())
     refs = [await cycle(i) for i in range(200)]
     for _ in range(100):  # let aiortc's own connect tasks of the last calls finish
         gc.collect()
@@ -167,5 +168,7 @@ async def test_open_close_cycles_do_not_grow_memory() -> None:
     after = _rss_kib()
     alive = [i for i, r in enumerate(refs) if r() is not None]
     assert not alive, f"CallMedia objects {alive} still referenced after close"
-    print(f"RSS {before} -> {after} KiB over 200 calls")
-    assert after - before < 8 * 1024, f"RSS grew {after - before} KiB over 200 calls"
+    growth = len(gc.get_objects()) - objects_before
+    assert growth < 2000, f"{growth} more Python objects after 200 calls"
+    # measured here: about 0.5 MiB of allocator growth per 200 calls (no objects left)
+    assert after - before < 4 * 1024, f"RSS grew {after - before} KiB over 200 calls"
