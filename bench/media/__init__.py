@@ -1,0 +1,1 @@
+"""Media path benchmark: RTP forwarding against decode/re-encode."""
