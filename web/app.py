@@ -98,7 +98,10 @@ def create_app(
 
 def default_parts() -> tuple[Part, ...]:
     """The parts of a full server, in the order their cleanup contexts start."""
+    from oversight import http as oversight_http
+
     parts: list[Part] = []
+    parts.append(oversight_http.setup)
     return tuple(parts)
 
 
