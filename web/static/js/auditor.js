@@ -1,0 +1,150 @@
+// The auditor's page (R7): find recordings of calls in this jurisdiction, play them in the
+// page (Range requests), download them (every play and download is audited by the server),
+// put them on legal hold, see when each expires.
+import { get, post, query } from "./api.js";
+import { dialog, display, fmtDate, fmtDateTime, fmtDuration, h, replace, table, toast } from "./dom.js";
+import { errorText } from "./messages.js";
+import { pick, listOf } from "./generic.js";
+
+export function mount(root, me) {
+  const status = h("div", { id: "status-line", class: "status-line", role: "status", "aria-live": "polite" },
+    "输入案件编号或时间范围查找录像。录像保存 6 个月，到期自动删除（法律保全中的除外）。");
+  const form = h("form", { id: "recording-search", class: "card" },
+    h("h2", {}, "查找录像"),
+    h("div", { class: "inline" },
+      field("case_no", "案件编号", h("input", { id: "case_no", name: "case_no", placeholder: "如 410727…" })),
+      field("from", "开始日期", h("input", { id: "from", name: "from", type: "date" })),
+      field("to", "结束日期", h("input", { id: "to", name: "to", type: "date" })),
+      field("window", "窗口", h("input", { id: "window", name: "window", placeholder: "窗口代码" })),
+      field("staff", "人员", h("input", { id: "staff", name: "staff", placeholder: "账号" })),
+      h("div", {}, h("button", { type: "submit", class: "btn btn-primary" }, "查找"))));
+  const results = h("div", { id: "recordings" });
+  const player = h("section", { id: "player", class: "card player", hidden: true });
+  replace(root, status, h("h1", {}, `${me.agency ? me.agency.name : ""} 录像调阅`), form, player, results);
+
+  let rows = [];
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    search();
+  });
+
+  async function search() {
+    const f = form.elements;
+    const params = {
+      case_no: f.case_no.value.trim(), from: f.from.value, to: f.to.value,
+      window: f.window.value.trim(), staff: f.staff.value.trim(),
+    };
+    status.textContent = "正在查找…";
+    try {
+      rows = listOf(await get(`/api/recordings${query(params)}`), "recordings");
+    } catch (err) {
+      status.textContent = `查找失败：${errorText(err.error)}`;
+      status.className = "status-line alert";
+      return;
+    }
+    status.className = "status-line";
+    status.textContent = rows.length ? `找到 ${rows.length} 条录像` : "没有找到符合条件的录像（只显示本辖区有权调阅的录像）";
+    renderRows();
+  }
+
+  function renderRows() {
+    replace(results, table(rows, [
+      { title: "案件编号", render: (r) => display(pick(r, "case_no", "case.case_no")) },
+      { title: "通话时间", render: (r) => fmtDateTime(pick(r, "started_at", "created_at")) },
+      { title: "时长", render: (r) => fmtDuration(pick(r, "duration_s")) },
+      { title: "窗口 / 人员", render: (r) => participants(r) },
+      { title: "状态", render: (r) => stateTag(r) },
+      { title: "保留至", render: (r) => (isHeld(r) ? h("span", { class: "tag tag-amber" }, "法律保全中，不会删除")
+        : fmtDate(pick(r, "expires_at"))) },
+      { title: "操作", render: (r) => h("div", { class: "btn-row", style: "margin:0" },
+        h("button", { type: "button", class: "btn btn-primary", dataset: { recordingId: r.id }, onclick: () => play(r), disabled: !playable(r) }, "播放"),
+        h("a", { class: "btn", href: downloadUrl(r), download: "", dataset: { recordingId: r.id }, "aria-disabled": String(!playable(r)) }, "下载"),
+        h("button", { type: "button", class: "btn", onclick: () => hold(r) }, isHeld(r) ? "解除保全" : "法律保全")) },
+    ], { empty: "没有录像。" }));
+  }
+
+  function play(r) {
+    const video = h("video", { id: "recording-video", controls: true, autoplay: true, preload: "metadata", src: downloadUrl(r) });
+    video.addEventListener("error", () => {
+      toast("录像无法在浏览器中播放，请点击“下载”后用播放器查看。", { error: true });
+    });
+    const videos = (r.tracks || []).filter((t) => t.kind === "video").length;
+    player.hidden = false;
+    replace(player,
+      h("h2", {}, `播放录像 · ${display(pick(r, "case_no", "case.case_no"))} · ${fmtDateTime(pick(r, "started_at"))}`),
+      video,
+      h("p", { class: "hint" },
+        videos > 1 ? `本录像包含 ${videos} 路视频（双方人像、高拍仪）和音频。` : "本录像包含通话各方的视频和音频。",
+        "浏览器只能播放其中第一路视频及声音；查看双方画面并排或高拍仪画面，请“下载”后用 VLC 等支持多视频轨的播放器打开。"),
+      h("div", { class: "btn-row" },
+        h("a", { class: "btn", href: downloadUrl(r), download: "" }, "下载"),
+        h("button", { type: "button", class: "btn", onclick: () => { video.pause(); player.hidden = true; replace(player); } }, "关闭播放")));
+    player.scrollIntoView({ behavior: "smooth" });
+  }
+
+  async function hold(r) {
+    const holding = !isHeld(r);
+    const reason = await dialog((close) => {
+      const error = h("div", { class: "error-box", role: "alert", hidden: true });
+      const text = h("textarea", { id: "hold-reason", name: "reason", maxlength: 200, required: true });
+      const form2 = h("form", { id: "hold-form" },
+        h("h2", {}, holding ? "法律保全" : "解除法律保全"),
+        h("p", {}, holding ? "保全期间该录像不会因保存期满而删除。" : `解除后，录像将在保存期满（${fmtDate(pick(r, "expires_at"))}）后自动删除。`),
+        h("label", { for: "hold-reason" }, "理由（如案件编号、调查函号）"), text, error,
+        h("div", { class: "btn-row" },
+          h("button", { type: "submit", class: "btn btn-primary" }, holding ? "保全" : "解除保全"),
+          h("button", { type: "button", class: "btn", onclick: () => close(null) }, "取消")));
+      form2.addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        if (!text.value.trim()) {
+          error.textContent = "请填写理由。";
+          error.hidden = false;
+          return;
+        }
+        close(text.value.trim());
+      });
+      return form2;
+    });
+    if (!reason) return;
+    try {
+      const updated = await post(`/api/recordings/${r.id}/hold`, { hold: holding, reason });
+      Object.assign(r, updated && typeof updated === "object" && updated.id ? updated : { hold: holding, hold_reason: reason });
+      toast(holding ? "已设置法律保全。" : "已解除法律保全。");
+      renderRows();
+    } catch (err) {
+      toast(errorText(err.error), { error: true });
+    }
+  }
+
+  return { destroy() {} };
+}
+
+function field(id, title, input) {
+  return h("div", {}, h("label", { for: id }, title), input);
+}
+
+function downloadUrl(r) {
+  return `/api/recordings/${encodeURIComponent(r.id)}/download`;
+}
+
+function isHeld(r) {
+  return Boolean(pick(r, "hold", "legal_hold", "held"));
+}
+
+function playable(r) {
+  return !r.state || r.state === "ready" || r.state === "finalised" || r.state === "available";
+}
+
+function stateTag(r) {
+  const s = r.state || "ready";
+  const text = { ready: "可调阅", recording: "录制中", finalising: "处理中", failed: "录制失败", purged: "已删除" }[s] || s;
+  return h("span", { class: `tag ${s === "ready" ? "tag-green" : s === "failed" ? "tag-red" : "tag-amber"}` }, text);
+}
+
+function participants(r) {
+  const list = pick(r, "participants", "members") || [];
+  if (Array.isArray(list) && list.length) {
+    return list.map((p) => h("div", {}, `${p.display_name || p.username}${p.window ? ` · ${display(p.window)}` : p.hall ? ` · ${p.hall}` : ""}`));
+  }
+  return display(pick(r, "window", "windows"));
+}
