@@ -20,7 +20,9 @@ def validate_id_number(value: str) -> str:
     if len(number) != 18:
         raise InvalidInput("身份证号码应为 18 位", code="id_number_length")
     if not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
-        raise InvalidInput("身份证号码前 17 位应为数字，最后一位为数字或 X", code="id_number_format")
+        raise InvalidInput(
+            "身份证号码前 17 位应为数字，最后一位为数字或 X", code="id_number_format"
+        )
     try:
         born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
     except ValueError:

@@ -137,12 +137,16 @@ class CaseService:
             raise Forbidden("无权查看该案件", code="case_not_visible")
         return row
 
-    async def get(self, *, account: Account, snap: DirectorySnapshot, case_id: int) -> dict[str, Any]:
+    async def get(
+        self, *, account: Account, snap: DirectorySnapshot, case_id: int
+    ) -> dict[str, Any]:
         row = await self.visible_row(account=account, snap=snap, case_id=case_id)
         view = case_view(row, snap)
         async with self._db.connect() as conn:
             calls = await conn.execute(
-                sa.select(s.calls).where(s.calls.c.case_id == case_id).order_by(s.calls.c.requested_at)
+                sa.select(s.calls)
+                .where(s.calls.c.case_id == case_id)
+                .order_by(s.calls.c.requested_at)
             )
             view["calls"] = [
                 {
@@ -180,9 +184,7 @@ class CaseService:
         if account.role == "staff":
             mine = list(account.window_ids) or [-1]
             query = query.where(
-                sa.or_(
-                    s.cases.c.applicant_window_id.in_(mine), s.cases.c.home_window_id.in_(mine)
-                )
+                sa.or_(s.cases.c.applicant_window_id.in_(mine), s.cases.c.home_window_id.in_(mine))
             )
         async with self._db.connect() as conn:
             rows = list(await conn.execute(query))

@@ -3,6 +3,7 @@ password. Every change is audited in the same transaction."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
 import sqlalchemy as sa
@@ -42,9 +43,11 @@ class AccountService:
     ) -> Account:
         if role not in ROLES:
             raise InvalidInput(f"角色必须是 {', '.join(ROLES)} 之一", code="bad_role")
-        if not username or len(username) > 60 or not username.replace(".", "").replace(
-            "_", ""
-        ).replace("-", "").isalnum():
+        if (
+            not username
+            or len(username) > 60
+            or not username.replace(".", "").replace("_", "").replace("-", "").isalnum()
+        ):
             raise InvalidInput("用户名只能包含字母、数字、点、下划线和连字符", code="bad_username")
         if mobile and not (mobile.isdigit() and len(mobile) == 11):
             raise InvalidInput("手机号码必须是 11 位数字", code="bad_mobile")
@@ -72,7 +75,7 @@ class AccountService:
                         agency_id=agency_id,
                         mobile=mobile,
                         department=department,
-                        password_hash=hash_password(password),
+                        password_hash=await asyncio.to_thread(hash_password, password),
                         created_at=now,
                         password_changed_at=now,
                     )
@@ -140,7 +143,7 @@ class AccountService:
                 sa.update(s.accounts)
                 .where(s.accounts.c.id == account.id)
                 .values(
-                    password_hash=hash_password(password),
+                    password_hash=await asyncio.to_thread(hash_password, password),
                     password_changed_at=now,
                     failed_logins=0,
                     locked_until=None,
@@ -166,7 +169,7 @@ class AccountService:
             stored = await conn.scalar(
                 sa.select(s.accounts.c.password_hash).where(s.accounts.c.id == account.id)
             )
-            right = verify_password(stored, current)
+            right = await asyncio.to_thread(verify_password, stored, current)
             if not right:
                 # recorded and committed; the refusal is raised after the transaction
                 await audit(
@@ -188,7 +191,10 @@ class AccountService:
             await conn.execute(
                 sa.update(s.accounts)
                 .where(s.accounts.c.id == account.id)
-                .values(password_hash=hash_password(new), password_changed_at=now)
+                .values(
+                    password_hash=await asyncio.to_thread(hash_password, new),
+                    password_changed_at=now,
+                )
             )
             await audit(
                 conn,

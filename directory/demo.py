@@ -53,13 +53,22 @@ class DemoHall:
 
 
 HALLS = [
-    DemoHall("郑州市政务服务中心", "410100", AROUND_THE_CLOCK,
-             [("ZZ-TB-01", "跨省域通办窗口（申请地）", "applicant")]),
-    DemoHall("封丘县政务服务中心", "410727", AROUND_THE_CLOCK,
-             [("FQ-ZJ-01", "住房和城乡建设窗口", "home")]),
+    DemoHall(
+        "郑州市政务服务中心",
+        "410100",
+        AROUND_THE_CLOCK,
+        [("ZZ-TB-01", "跨省域通办窗口（申请地）", "applicant")],
+    ),
+    DemoHall(
+        "封丘县政务服务中心",
+        "410727",
+        AROUND_THE_CLOCK,
+        [("FQ-ZJ-01", "住房和城乡建设窗口", "home")],
+    ),
     # keeps real office hours, to show a request refused outside them
-    DemoHall("兰考县政务服务中心", "410225", REAL_HOURS,
-             [("LK-ZJ-01", "住房和城乡建设窗口", "home")]),
+    DemoHall(
+        "兰考县政务服务中心", "410225", REAL_HOURS, [("LK-ZJ-01", "住房和城乡建设窗口", "home")]
+    ),
 ]
 # window code -> home regions whose matters it owns
 OWNERS = {"FQ-ZJ-01": ["410727"], "LK-ZJ-01": ["410225"]}
@@ -78,7 +87,8 @@ class DemoAccount:
 
 
 ACCOUNTS = [
-    DemoAccount("admin", "省级管理员", "admin", "410000", "13800000099", who="provincial administrator"),
+    DemoAccount("admin", "省级管理员", "admin", "410000", "13800000099",
+                who="provincial administrator"),
     DemoAccount("zz.a1", "郑州申请地窗口一", "staff", "410100", "13800000001", ("ZZ-TB-01",),
                 who="applicant-side staff, Zhengzhou"),
     DemoAccount("fq.h1", "封丘属地窗口一", "staff", "410727", "13800000011", ("FQ-ZJ-01",),
@@ -100,12 +110,15 @@ ACCOUNTS = [
 ]  # fmt: skip
 
 
-async def _upsert(conn: AsyncConnection, table: sa.Table, key: dict[str, Any],
-                  values: dict[str, Any]) -> int:
+async def _upsert(
+    conn: AsyncConnection, table: sa.Table, key: dict[str, Any], values: dict[str, Any]
+) -> int:
     where = [table.c[k] == v for k, v in key.items()]
     existing = await conn.scalar(sa.select(table.c.id).where(*where))
     if existing is None:
-        return int(await conn.scalar(sa.insert(table).values(**key, **values).returning(table.c.id)))
+        return int(
+            await conn.scalar(sa.insert(table).values(**key, **values).returning(table.c.id))
+        )
     if values:
         await conn.execute(sa.update(table).where(table.c.id == existing).values(**values))
     return int(existing)
@@ -114,22 +127,30 @@ async def _upsert(conn: AsyncConnection, table: sa.Table, key: dict[str, Any],
 async def load_demo(conn: AsyncConnection, now: datetime) -> list[DemoAccount]:
     ids: dict[str, int] = {}
     ids[PROVINCE[0]] = await _upsert(
-        conn, s.agencies, {"region_code": PROVINCE[0]},
+        conn,
+        s.agencies,
+        {"region_code": PROVINCE[0]},
         {"name": PROVINCE[1], "level": "province", "parent_id": None},
     )
     for code, name in CITIES:
         ids[code] = await _upsert(
-            conn, s.agencies, {"region_code": code},
+            conn,
+            s.agencies,
+            {"region_code": code},
             {"name": name + AGENCY_SUFFIX, "level": "city", "parent_id": ids[PROVINCE[0]]},
         )
     for code, name in DIRECT_COUNTIES:
         ids[code] = await _upsert(
-            conn, s.agencies, {"region_code": code},
+            conn,
+            s.agencies,
+            {"region_code": code},
             {"name": name + AGENCY_SUFFIX, "level": "county", "parent_id": ids[PROVINCE[0]]},
         )
     for code, name, parent in COUNTIES:
         ids[code] = await _upsert(
-            conn, s.agencies, {"region_code": code},
+            conn,
+            s.agencies,
+            {"region_code": code},
             {"name": name + AGENCY_SUFFIX, "level": "county", "parent_id": ids[parent]},
         )
     matter_ids = {
@@ -155,21 +176,30 @@ async def load_demo(conn: AsyncConnection, now: datetime) -> list[DemoAccount]:
             for region in regions:
                 key = {"window_id": window_ids[code], "matter_id": matter_id, "region_code": region}
                 found = await conn.scalar(
-                    sa.select(sa.func.count()).select_from(s.window_matters).where(
-                        *[s.window_matters.c[k] == v for k, v in key.items()]
-                    )
+                    sa.select(sa.func.count())
+                    .select_from(s.window_matters)
+                    .where(*[s.window_matters.c[k] == v for k, v in key.items()])
                 )
                 if not found:
                     await conn.execute(sa.insert(s.window_matters).values(**key))
     password = hash_password(DEMO_PASSWORD)
     for a in ACCOUNTS:
         account_id = await _upsert(
-            conn, s.accounts, {"username": a.username},
+            conn,
+            s.accounts,
+            {"username": a.username},
             {
-                "display_name": a.display_name, "role": a.role, "agency_id": ids[a.agency],
-                "mobile": a.mobile, "department": a.department, "password_hash": password,
-                "disabled": False, "failed_logins": 0, "locked_until": None,
-                "password_changed_at": now, "created_at": now,
+                "display_name": a.display_name,
+                "role": a.role,
+                "agency_id": ids[a.agency],
+                "mobile": a.mobile,
+                "department": a.department,
+                "password_hash": password,
+                "disabled": False,
+                "failed_logins": 0,
+                "locked_until": None,
+                "password_changed_at": now,
+                "created_at": now,
             },
         )
         await conn.execute(
@@ -181,6 +211,12 @@ async def load_demo(conn: AsyncConnection, now: datetime) -> list[DemoAccount]:
                     account_id=account_id, window_id=window_ids[code]
                 )
             )
-    await audit(conn, at=now, actor="system", action="demo.load", result="ok",
-                detail={"accounts": len(ACCOUNTS)})
+    await audit(
+        conn,
+        at=now,
+        actor="system",
+        action="demo.load",
+        result="ok",
+        detail={"accounts": len(ACCOUNTS)},
+    )
     return ACCOUNTS

@@ -61,9 +61,9 @@ def _local_day_start(day: date) -> datetime:
     return datetime.combine(day, time(0), SHANGHAI)
 
 
-def intervals_on(periods: Iterable[Period], calendar: WorkCalendar, day: date) -> list[
-    tuple[datetime, datetime]
-]:
+def intervals_on(
+    periods: Iterable[Period], calendar: WorkCalendar, day: date
+) -> list[tuple[datetime, datetime]]:
     """The opening intervals of one local date, sorted and merged, as aware datetimes."""
     workday = calendar.is_workday(day)
     spans = sorted((p.opens, p.closes) for p in periods if p.applies(workday))

@@ -57,10 +57,3 @@ class LockoutPolicy:
 
     def locked(self, locked_until: datetime | None, now: datetime) -> bool:
         return locked_until is not None and now < locked_until
-
-    def after_failure(self, failed_before: int, now: datetime) -> tuple[int, datetime | None]:
-        """The new failure count and, when this failure reaches the limit, the lock's end."""
-        failed = failed_before + 1
-        if failed >= self.attempts:
-            return 0, now + self.duration
-        return failed, None

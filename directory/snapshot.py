@@ -28,6 +28,7 @@ class DirectorySnapshot:
     periods: Mapping[int, tuple[Period, ...]]  # by hall id
     staff: Mapping[int, tuple[Account, ...]]  # by window id, enabled staff only
     calendar: WorkCalendar
+    accounts: Mapping[int, Account] = field(default_factory=dict)
     _children: dict[int, list[int]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -62,6 +63,15 @@ class DirectorySnapshot:
     def parent(self, agency_id: int) -> Agency | None:
         parent_id = self.agency(agency_id).parent_id
         return self.agencies.get(parent_id) if parent_id is not None else None
+
+    def account(self, account_id: int) -> Account:
+        try:
+            return self.accounts[account_id]
+        except KeyError:
+            raise NotFound("没有这个账号", code="account_not_found") from None
+
+    def account_by_username(self, username: str) -> Account | None:
+        return next((a for a in self.accounts.values() if a.username == username), None)
 
     # --- halls and windows ---
     def window(self, window_id: int) -> Window:

@@ -39,10 +39,12 @@ async def load_snapshot(conn: AsyncConnection, *, calendar_fallback: str) -> Dir
     for r in await conn.execute(sa.select(s.office_hours).order_by(s.office_hours.c.id)):
         periods[r.hall_id].append(Period.parse(r.days, r.opens, r.closes))
     loaded = {
-        r.day: LoadedDay(r.is_workday, r.name) for r in await conn.execute(sa.select(s.calendar_days))
+        r.day: LoadedDay(r.is_workday, r.name)
+        for r in await conn.execute(sa.select(s.calendar_days))
     }
     staff: dict[int, list[Account]] = defaultdict(list)
-    for account in await list_accounts(conn):
+    everyone = await list_accounts(conn)
+    for account in everyone:
         if account.disabled or account.role != "staff":
             continue
         for window_id in account.window_ids:
@@ -56,6 +58,7 @@ async def load_snapshot(conn: AsyncConnection, *, calendar_fallback: str) -> Dir
         periods={k: tuple(v) for k, v in periods.items()},
         staff={k: tuple(v) for k, v in staff.items()},
         calendar=WorkCalendar(loaded, fallback=calendar_fallback),
+        accounts={a.id: a for a in everyone},
     )
 
 
@@ -103,9 +106,9 @@ async def account_by_username(conn: AsyncConnection, username: str) -> Account |
     return found[0] if found else None
 
 
-async def absences_at(conn: AsyncConnection, account_ids: list[int], at: datetime) -> dict[
-    int, list[Absence]
-]:
+async def absences_at(
+    conn: AsyncConnection, account_ids: list[int], at: datetime
+) -> dict[int, list[Absence]]:
     out: dict[int, list[Absence]] = defaultdict(list)
     if not account_ids:
         return out
@@ -121,9 +124,7 @@ async def absences_at(conn: AsyncConnection, account_ids: list[int], at: datetim
     return out
 
 
-async def load_calendar_days(
-    conn: AsyncConnection, days: dict[date, tuple[bool, str]]
-) -> None:
+async def load_calendar_days(conn: AsyncConnection, days: dict[date, tuple[bool, str]]) -> None:
     """Upsert an admin-supplied schedule (a year's holidays and adjusted working days)."""
     for day, (is_workday, name) in days.items():
         await conn.execute(sa.delete(s.calendar_days).where(s.calendar_days.c.day == day))

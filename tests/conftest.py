@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from aiohttp import ClientSession, CookieJar
 from aiohttp.test_utils import TestClient
 
@@ -96,9 +95,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def database_url(
-    backend: str, db_templates: dict[str, str], tmp_path: Path
-) -> Iterator[str]:
+def database_url(backend: str, db_templates: dict[str, str], tmp_path: Path) -> Iterator[str]:
     """A fresh copy of the demo database for one test."""
     if backend == "sqlite":
         target = tmp_path / "tongban.sqlite3"
@@ -213,3 +210,63 @@ async def start_server(
     for server in servers:
         for api in server.browsers:
             await api.http.close()
+
+
+class SocketUser:
+    """A python-socketio client logged in as one user, with every event it receives queued."""
+
+    def __init__(self, api: Api, username: str) -> None:
+        import socketio
+
+        self.api = api
+        self.username = username
+        self.client = socketio.AsyncClient(reconnection=False)
+        self.events: dict[str, asyncio.Queue[Any]] = {}
+        self.seen: list[tuple[str, Any]] = []
+
+        @self.client.on("*")
+        async def catch_all(event: str, data: Any = None) -> None:
+            self.seen.append((event, data))
+            self.queue(event).put_nowait(data)
+
+    def queue(self, event: str) -> asyncio.Queue[Any]:
+        return self.events.setdefault(event, asyncio.Queue())
+
+    async def connect(self, url: str) -> None:
+        cookie = self.api.session_cookie
+        await self.client.connect(
+            url,
+            headers={"Cookie": f"tongban_session={cookie}"} if cookie else {},
+            transports=["websocket"],
+            wait_timeout=10,
+        )
+
+    async def call(self, event: str, data: Any = None, timeout: float = 10) -> Any:
+        return await self.client.call(event, data, timeout=timeout)
+
+    async def next(self, event: str, timeout: float = 10) -> Any:
+        return await asyncio.wait_for(self.queue(event).get(), timeout)
+
+    def pending(self, event: str) -> int:
+        return self.queue(event).qsize()
+
+    async def close(self) -> None:
+        if self.client.connected:
+            await self.client.disconnect()
+
+
+@pytest.fixture
+async def sockets() -> AsyncIterator[Callable[..., Any]]:
+    """``await sockets(server, "fq.h1")``: logs in over HTTP and connects Socket.IO."""
+    opened: list[SocketUser] = []
+
+    async def connect(server: Server, username: str, *, api: Api | None = None) -> SocketUser:
+        api = api or await server.browser(username)
+        user = SocketUser(api, username)
+        await user.connect(server.url)
+        opened.append(user)
+        return user
+
+    yield connect
+    for user in opened:
+        await user.close()

@@ -109,20 +109,27 @@ def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
         accounts = AccountService(db, clock, sessions.revoke_account)
         if args.user_command == "add":
             account = await accounts.create(
-                actor=None, source="cli", username=args.username,
-                display_name=args.name or args.username, role=args.role,
-                agency_region=args.agency, password=_read_password(args),
-                mobile=args.mobile or "", department=args.department or "",
+                actor=None,
+                source="cli",
+                username=args.username,
+                display_name=args.name or args.username,
+                role=args.role,
+                agency_region=args.agency,
+                password=_read_password(args),
+                mobile=args.mobile or "",
+                department=args.department or "",
                 window_codes=args.window or [],
             )
             print(f"created {account.username} ({account.role})")
         elif args.user_command == "disable":
-            await accounts.set_disabled(actor=None, source="cli", username=args.username,
-                                        disabled=not args.enable)
+            await accounts.set_disabled(
+                actor=None, source="cli", username=args.username, disabled=not args.enable
+            )
             print(f"{'enabled' if args.enable else 'disabled'} {args.username}")
         else:
-            await accounts.reset_password(actor=None, source="cli", username=args.username,
-                                          password=_read_password(args))
+            await accounts.reset_password(
+                actor=None, source="cli", username=args.username, password=_read_password(args)
+            )
             print(f"password reset for {args.username}")
         return 0
 
@@ -144,8 +151,14 @@ def cmd_calendar(settings: Settings, args: argparse.Namespace) -> int:
     async def body(db: Any) -> int:
         async with db.begin() as conn:
             await load_calendar_days(conn, days)
-            await audit(conn, at=SystemClock().now(), actor="cli", action="calendar.load",
-                        result="ok", detail={"days": len(days)})
+            await audit(
+                conn,
+                at=SystemClock().now(),
+                actor="cli",
+                action="calendar.load",
+                result="ok",
+                detail={"days": len(days)},
+            )
         print(f"loaded {len(days)} day(s)")
         return 0
 
@@ -164,8 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     user_sub = user.add_subparsers(dest="user_command", required=True)
     add = user_sub.add_parser("add")
     add.add_argument("username")
-    add.add_argument("--role", required=True,
-                     choices=["staff", "expert", "supervisor", "auditor", "admin"])
+    add.add_argument(
+        "--role", required=True, choices=["staff", "expert", "supervisor", "auditor", "admin"]
+    )
     add.add_argument("--agency", required=True, help="region code of the account's agency")
     add.add_argument("--name")
     add.add_argument("--mobile")

@@ -16,7 +16,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class Payload(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True, strict=True)
 
 
 def parse(model: type[M], data: Any) -> M:
@@ -30,4 +30,6 @@ def parse(model: type[M], data: Any) -> M:
             where = ".".join(str(p) for p in e["loc"]) or "body"
             problems.append({"field": where, "problem": e["msg"]})
         fields = ", ".join(p["field"] for p in problems)
-        raise InvalidInput(f"请求字段有误：{fields}", code="invalid_input", fields=problems) from None
+        raise InvalidInput(
+            f"请求字段有误：{fields}", code="invalid_input", fields=problems
+        ) from None

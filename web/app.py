@@ -99,8 +99,11 @@ def create_app(
 def default_parts() -> tuple[Part, ...]:
     """The parts of a full server, in the order their cleanup contexts start."""
     from oversight import http as oversight_http
+    from signaling import http as signaling_http
+    from signaling import server as signaling_server
+    from sms import http as sms_http  # first: signaling notifies the SMS worker from start-up on
 
-    parts: list[Part] = []
+    parts: list[Part] = [sms_http.setup, signaling_server.setup, signaling_http.setup]
     parts.append(oversight_http.setup)
     return tuple(parts)
 

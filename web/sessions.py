@@ -6,12 +6,12 @@ opens no session.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -66,15 +66,12 @@ class SessionService:
 
     async def login(self, username: str, password: str, source: str) -> tuple[str, Session]:
         now = self._clock.now()
-        refusal: Exception | None = None
-        opened: tuple[str, str, list[str]] | None = None
-        # A failure's audit record and counter must commit although the login fails, so the
-        # refusal is raised after the transaction, not inside it.
-        async with self._db.begin() as conn:
+        async with self._db.connect() as conn:
             row = (
                 await conn.execute(sa.select(s.accounts).where(s.accounts.c.username == username))
             ).first()
-            if row is not None and self.policy.lockout.locked(row.locked_until, now):
+        if row is not None and self.policy.lockout.locked(row.locked_until, now):
+            async with self._db.begin() as conn:
                 await audit(
                     conn,
                     at=now,
@@ -85,66 +82,64 @@ class SessionService:
                     result="locked",
                     source=source,
                 )
-                refusal = Locked(
-                    "连续登录失败次数过多，账号已锁定，请 30 分钟后再试或联系管理员",
-                    locked_until=row.locked_until.isoformat(),
-                )
-            elif row is None or not verify_password(row.password_hash, password) or row.disabled:
-                refusal = await self._refuse(conn, row, username, password, source, now)
-            else:
-                opened = await self._open(conn, row.id, username, source, now)
-                account = await store.account_by_id(conn, row.id)
-        if refusal is not None:
-            raise refusal
-        assert opened is not None and account is not None
-        token, sid, replaced = opened
-        await self._notify(replaced, "replaced")
-        return token, Session(sid, account, now, now + self.policy.absolute)
-
-    async def _refuse(
-        self,
-        conn: AsyncConnection,
-        row: Any,
-        username: str,
-        password: str,
-        source: str,
-        now: datetime,
-    ) -> Exception:
-        if row is None:
-            result = "unknown_user"
-        elif not verify_password(row.password_hash, password):
-            result = "bad_password"
-        else:
-            result = "disabled"
-        await audit(
-            conn,
-            at=now,
-            actor=username,
-            actor_id=row.id if row else None,
-            action="login",
-            target=username,
-            result=result,
-            source=source,
-        )
-        if result == "bad_password":
-            failed, locked_until = self.policy.lockout.after_failure(row.failed_logins, now)
-            await conn.execute(
-                sa.update(s.accounts)
-                .where(s.accounts.c.id == row.id)
-                .values(failed_logins=failed, locked_until=locked_until)
+            raise Locked(
+                "连续登录失败次数过多，账号已锁定，请 30 分钟后再试或联系管理员",
+                locked_until=row.locked_until.isoformat(),
             )
-            if locked_until is not None:
+        # argon2 takes a good fraction of a second of CPU by design: off the event loop
+        right = await asyncio.to_thread(
+            verify_password, row.password_hash if row is not None else None, password
+        )
+        if row is None or not right or row.disabled:
+            result = "unknown_user" if row is None else ("disabled" if right else "bad_password")
+            async with self._db.begin() as conn:
                 await audit(
                     conn,
                     at=now,
-                    actor="system",
-                    action="account.lockout",
+                    actor=username,
+                    actor_id=row.id if row else None,
+                    action="login",
                     target=username,
-                    result="locked",
+                    result=result,
                     source=source,
-                    detail={"until": locked_until.isoformat()},
                 )
-        return Unauthenticated("用户名或密码错误", code="bad_credentials")
+                if row is not None and result == "bad_password":
+                    await self._count_failure(conn, row.id, username, source, now)
+            raise Unauthenticated("用户名或密码错误", code="bad_credentials")
+        async with self._db.begin() as conn:
+            token, sid, replaced = await self._open(conn, row.id, username, source, now)
+            account = await store.account_by_id(conn, row.id)
+        assert account is not None
+        await self._notify(replaced, "replaced")
+        return token, Session(sid, account, now, now + self.policy.absolute)
+
+    async def _count_failure(
+        self, conn: AsyncConnection, account_id: int, username: str, source: str, now: datetime
+    ) -> None:
+        """Counted in the database (``failed_logins + 1``) so concurrent failures all count."""
+        failed = await conn.scalar(
+            sa.update(s.accounts)
+            .where(s.accounts.c.id == account_id)
+            .values(failed_logins=s.accounts.c.failed_logins + 1)
+            .returning(s.accounts.c.failed_logins)
+        )
+        if failed is not None and failed >= self.policy.lockout.attempts:
+            until = now + self.policy.lockout.duration
+            await conn.execute(
+                sa.update(s.accounts)
+                .where(s.accounts.c.id == account_id)
+                .values(failed_logins=0, locked_until=until)
+            )
+            await audit(
+                conn,
+                at=now,
+                actor="system",
+                action="account.lockout",
+                target=username,
+                result="locked",
+                source=source,
+                detail={"until": until.isoformat()},
+            )
 
     async def _open(
         self, conn: AsyncConnection, account_id: int, username: str, source: str, now: datetime

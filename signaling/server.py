@@ -1,0 +1,339 @@
+"""Socket.IO on the aiohttp app: authenticated connections, presence, call events.
+
+Every client event is validated and always acknowledged: ``{"ok": true, ...}`` or
+``{"ok": false, "error": {"code", "message"}}``. Nothing a client sends can crash the node.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from datetime import timedelta
+from http.cookies import CookieError, SimpleCookie
+from typing import Any, Literal
+
+import socketio
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from directory.model import Account
+from signaling.presence import CHOSEN, LocalPresence, PresenceLog, PresenceStore, effective
+from signaling.scheduler import DeadlineScheduler
+from signaling.service import CallHooks, CallService, NoHooks, Timing
+from tongban.errors import TongbanError, Unauthenticated
+from tongban.validation import Payload, parse
+from web.http import COOKIE
+from web.sessions import Session
+from web.state import SERVICES, Services
+
+log = logging.getLogger(__name__)
+
+SIO = web.AppKey("sio", socketio.AsyncServer)
+CALLS = web.AppKey("calls", CallService)
+MAX_EVENT_BYTES = 64 * 1024
+CallId = Field(min_length=1, max_length=64)
+
+
+class PresenceBody(Payload):
+    status: Literal["online", "away"]
+
+
+class RequestBody(Payload):
+    case_id: int = Field(ge=1, le=2**31)
+
+
+class CallBody(Payload):
+    call_id: str = CallId
+
+
+class DeclineBody(Payload):
+    call_id: str = CallId
+    reason: str = Field(default="", max_length=200)
+
+
+class InviteBody(Payload):
+    call_id: str = CallId
+    username: str = Field(min_length=1, max_length=60)
+
+
+class RateBody(Payload):
+    call_id: str = CallId
+    score: int = Field(ge=1, le=5)
+    comment: str = Field(default="", max_length=500)
+
+
+class UnnecessaryBody(Payload):
+    call_id: str = CallId
+    unnecessary: bool = True
+
+
+class SocketNotifier:
+    """Delivers to the room of each account; with the Redis manager, on every node."""
+
+    def __init__(self, sio: socketio.AsyncServer) -> None:
+        self._sio = sio
+
+    async def to_users(
+        self, account_ids: Iterable[int], event: str, payload: dict[str, Any]
+    ) -> None:
+        for account_id in sorted(set(account_ids)):
+            await self._sio.emit(event, payload, room=f"user:{account_id}")
+
+
+class PresenceHub:
+    """Presence of connected staff: chosen status, busy derived from live answered calls."""
+
+    def __init__(self, store: PresenceStore, log_: PresenceLog, calls: CallService) -> None:
+        self.store = store
+        self.log = log_
+        self.calls = calls
+        self.in_call: set[int] = set()
+
+    async def statuses(self, account_ids: Iterable[int]) -> dict[int, str]:
+        chosen = await self.store.chosen(account_ids)
+        return {a: effective(c, a in self.in_call) for a, c in chosen.items()}
+
+
+PRESENCE = web.AppKey("presence", PresenceHub)
+
+
+def _token(environ: dict[str, Any]) -> str | None:
+    raw = environ.get("HTTP_COOKIE", "")
+    try:
+        cookie = SimpleCookie(raw)
+    except CookieError:
+        return None
+    morsel = cookie.get(COOKIE)
+    return morsel.value if morsel else None
+
+
+def setup(app: web.Application) -> None:
+    """Attach Socket.IO to the app; its services start after the app's own."""
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        transports=["websocket"],
+        max_http_buffer_size=MAX_EVENT_BYTES,
+        logger=False,
+        engineio_logger=False,
+    )
+    sio.attach(app, socketio_path="socket.io")
+    app[SIO] = sio
+    app.cleanup_ctx.append(_signaling_ctx)
+
+
+async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
+    services = app[SERVICES]
+    settings = services.settings
+    sio = app[SIO]
+    if settings.allowed_origins:
+        sio.eio.cors_allowed_origins = list(settings.allowed_origins)
+    calls = CallService(
+        services.db,
+        services.clock,
+        services.directory,
+        SocketNotifier(sio),
+        Timing(
+            ring_timeout=timedelta(seconds=settings.ring_timeout),
+            ring_limit=timedelta(seconds=settings.ring_limit),
+            reconnect_grace=timedelta(seconds=settings.reconnect_grace),
+        ),
+    )
+    hub = PresenceHub(LocalPresence(), PresenceLog(services.db), calls)
+    calls.online_probe = hub.statuses
+    scheduler = DeadlineScheduler(calls, services.clock)
+    hooks: CallHooks = services.extra.get("call_hooks") or NoHooks()
+    calls.hooks = _SchedulerHooks(hooks, scheduler, hub)
+    app[CALLS] = calls
+    app[PRESENCE] = hub
+    _register(sio, services, calls, hub)
+    services.sessions.on_revoked(_revoker(sio))
+    await hub.log.close_all(services.clock.now())
+    scheduler.start()
+    try:
+        yield
+    finally:
+        await scheduler.stop()
+        await sio.shutdown()
+
+
+class _SchedulerHooks:
+    """Wraps the configured hooks: wakes the scheduler, keeps busy presence current."""
+
+    def __init__(self, inner: CallHooks, scheduler: DeadlineScheduler, hub: PresenceHub) -> None:
+        self.inner = inner
+        self.scheduler = scheduler
+        self.hub = hub
+
+    async def call_answered(self, call_id: str) -> None:
+        await self.hub_refresh()
+        await self.inner.call_answered(call_id)
+
+    async def call_finished(self, call_id: str) -> None:
+        await self.hub_refresh()
+        await self.inner.call_finished(call_id)
+
+    def sms_queued(self) -> None:
+        self.inner.sms_queued()
+
+    def deadline_added(self, due_at: Any) -> None:
+        self.scheduler.wake(due_at)
+        self.inner.deadline_added(due_at)
+
+    async def hub_refresh(self) -> None:
+        self.hub.in_call = await self.hub.calls.busy_accounts()
+
+
+def _revoker(sio: socketio.AsyncServer) -> Callable[[str, str], Awaitable[None]]:
+    async def revoke(session_id: str, reason: str) -> None:
+        room = f"session:{session_id}"
+        await sio.emit("session:revoked", {"reason": reason}, room=room)
+        for sid in list(_participants(sio, room)):
+            await sio.disconnect(sid)
+
+    return revoke
+
+
+def _participants(sio: socketio.AsyncServer, room: str) -> Iterable[str]:
+    try:
+        return [sid for sid, _eio in sio.manager.get_participants("/", room)]
+    except KeyError:
+        return []
+
+
+Handler = Callable[[Account, Any, str], Awaitable[dict[str, Any] | None]]
+
+
+def _register(
+    sio: socketio.AsyncServer, services: Services, calls: CallService, hub: PresenceHub
+) -> None:
+    metrics = services.metrics
+
+    async def session_of(sid: str, *, touch: bool = True) -> Session:
+        saved = await sio.get_session(sid)
+        return await services.sessions.resolve_id(saved["session_id"], touch=touch)
+
+    async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        try:
+            session = await services.sessions.resolve(_token(environ))
+        except TongbanError as err:
+            raise socketio.exceptions.ConnectionRefusedError(
+                err.message, {"code": err.code}
+            ) from None
+        except Exception:
+            log.exception("socket connect failed")
+            raise socketio.exceptions.ConnectionRefusedError(
+                "服务器内部错误", {"code": "internal_error"}
+            ) from None
+        account = session.account
+        await sio.save_session(sid, {"session_id": session.id, "account_id": account.id})
+        await sio.enter_room(sid, f"user:{account.id}")
+        await sio.enter_room(sid, f"session:{session.id}")
+        metrics.sockets.inc()
+        came_online = await hub.store.connected(account.id, sid)
+        await calls.participant_back(account.id)
+        if came_online and account.role in ("staff", "expert"):
+            status = (await hub.store.chosen([account.id]))[account.id]
+            await hub.log.change(account.id, status, services.clock.now())
+            await _presence_changed(account.id)
+        for event, payload in await calls.pending_for(account):
+            await sio.emit(event, payload, to=sid)
+
+    async def disconnect(sid: str, reason: Any = None) -> None:
+        metrics.sockets.dec()
+        try:
+            saved = await sio.get_session(sid)
+        except KeyError:
+            return
+        account_id = saved.get("account_id")
+        if account_id is None:
+            return
+        try:
+            if await hub.store.disconnected(account_id, sid):
+                await hub.log.change(account_id, "offline", services.clock.now())
+                await calls.participant_dropped(account_id)
+                await _presence_changed(account_id)
+        except Exception:
+            log.exception("disconnect handling failed")
+
+    sio.on("connect", connect)
+    sio.on("disconnect", disconnect)
+
+    async def _presence_changed(account_id: int) -> None:
+        """Callers whose call rings this person see who is online now."""
+        try:
+            await calls.refresh_ringing_for(account_id)
+        except Exception:
+            log.exception("presence refresh failed")
+
+    def on(event: str, model: type[BaseModel]) -> Callable[[Handler], Handler]:
+        def register(fn: Handler) -> Handler:
+            async def handle(sid: str, data: Any = None) -> dict[str, Any]:
+                try:
+                    session = await session_of(sid)
+                    body = parse(model, data if data is not None else {})
+                    result = await fn(session.account, body, sid)
+                    return {"ok": True, **(result or {})}
+                except Unauthenticated as err:
+                    metrics.socket_errors.labels(err.code).inc()
+                    await sio.emit("session:revoked", {"reason": err.code}, to=sid)
+                    return {"ok": False, "error": err.to_dict()}
+                except TongbanError as err:
+                    metrics.socket_errors.labels(err.code).inc()
+                    return {"ok": False, "error": err.to_dict()}
+                except Exception:
+                    log.exception("event %s failed", event)
+                    metrics.socket_errors.labels("internal_error").inc()
+                    return {
+                        "ok": False,
+                        "error": {"code": "internal_error", "message": "服务器内部错误，请重试"},
+                    }
+
+            sio.on(event, handle)
+            return fn
+
+        return register
+
+    @on("presence:set", PresenceBody)
+    async def presence_set(account: Account, body: PresenceBody, sid: str) -> dict[str, Any]:
+        assert body.status in CHOSEN
+        await hub.store.choose(account.id, body.status)
+        await hub.log.change(account.id, body.status, services.clock.now())
+        await _presence_changed(account.id)
+        status = (await hub.statuses([account.id]))[account.id]
+        return {"status": status}
+
+    @on("call:request", RequestBody)
+    async def request(account: Account, body: RequestBody, sid: str) -> dict[str, Any]:
+        return await calls.request(account, body.case_id)
+
+    @on("call:accept", CallBody)
+    async def accept(account: Account, body: CallBody, sid: str) -> dict[str, Any]:
+        return {"call": await calls.accept(account, body.call_id)}
+
+    @on("call:decline", DeclineBody)
+    async def decline(account: Account, body: DeclineBody, sid: str) -> None:
+        await calls.decline(account, body.call_id, body.reason)
+
+    @on("call:cancel", CallBody)
+    async def cancel(account: Account, body: CallBody, sid: str) -> None:
+        await calls.cancel(account, body.call_id)
+
+    @on("call:hangup", CallBody)
+    async def hangup(account: Account, body: CallBody, sid: str) -> None:
+        await calls.hangup(account, body.call_id)
+
+    @on("call:invite", InviteBody)
+    async def invite(account: Account, body: InviteBody, sid: str) -> None:
+        await calls.invite(account, body.call_id, body.username)
+
+    @on("call:rate", RateBody)
+    async def rate(account: Account, body: RateBody, sid: str) -> None:
+        await calls.rate(account, body.call_id, body.score, body.comment)
+
+    @on("call:unnecessary", UnnecessaryBody)
+    async def unnecessary(account: Account, body: UnnecessaryBody, sid: str) -> None:
+        await calls.mark_unnecessary(account, body.call_id, body.unnecessary)
+
+    media_events = services.extra.get("media_events")
+    if media_events is not None:
+        media_events(on)
