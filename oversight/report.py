@@ -1,10 +1,10 @@
 """The monthly report (R2, R10, R12, R13): per agency, hall, window and staff member.
 
-Calls are aggregated in the database, a handful of GROUP BY statements over one month's calls
-whatever their number; Python only adds up the already grouped figures from windows to halls,
-agencies and the total. Time to answer percentiles are nearest-rank percentiles computed with
-window functions, which PostgreSQL and SQLite both have (PostgreSQL's ``percentile_disc``
-gives the same numbers). Offline minutes come from presence intervals clipped to office hours.
+The month's calls are aggregated in the database in two GROUP BY statements whatever their
+number: one over the calls (with the callers' ratings), one over the staff rung. Time to
+answer comes back as a histogram of whole seconds, so Python only adds up grouped figures
+from staff to windows, halls, agencies and the total and reads nearest-rank percentiles off
+the sums. Offline minutes come from presence intervals clipped to office hours.
 """
 
 from __future__ import annotations
@@ -21,17 +21,17 @@ from directory.office_hours import open_intervals
 from directory.snapshot import DirectorySnapshot
 from oversight.offline import ONLINE_STATUSES, Interval, offline_seconds
 from oversight.rules import STATUSES, month_bounds
+from oversight.stats import nearest_rank
 from storage import schema as s
 from storage.database import Database
 from tongban.masking import mask_phone
 
 LEVELS = ("total", "agency", "hall", "window", "staff")
-PERCENTILES = (50, 90)
 
 
 @dataclass
 class Figures:
-    """One report row's numbers. Everything but the percentiles adds up across rows."""
+    """One report row's numbers; they all add up across rows (percentiles via ``waits``)."""
 
     requests: int = 0
     answered: int = 0
@@ -42,8 +42,7 @@ class Figures:
     rating_sum: float = 0.0
     ratings: int = 0
     offline_seconds: float = 0.0
-    p50: float | None = None
-    p90: float | None = None
+    waits: Counter[int] = field(default_factory=Counter)  # seconds to answer -> calls
 
     def add(self, other: Figures) -> None:
         self.requests += other.requests
@@ -55,14 +54,15 @@ class Figures:
         self.rating_sum += other.rating_sum
         self.ratings += other.ratings
         self.offline_seconds += other.offline_seconds
+        self.waits.update(other.waits)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "requests": self.requests,
             "answered": self.answered,
             "answer_rate": round(self.answered / self.requests, 4) if self.requests else None,
-            "answer_p50_s": _round(self.p50, 1),
-            "answer_p90_s": _round(self.p90, 1),
+            "answer_p50_s": nearest_rank(self.waits, 50),
+            "answer_p90_s": nearest_rank(self.waits, 90),
             "answered_late": self.answered_late,
             "misses": {status: self.misses.get(status, 0) for status in STATUSES},
             "declines": sum(self.decline_reasons.values()),
@@ -79,10 +79,6 @@ class Figures:
         }
 
 
-def _round(value: float | None, digits: int) -> float | None:
-    return round(float(value), digits) if value is not None else None
-
-
 StaffKey = tuple[int, int]  # (window id, account id)
 
 
@@ -97,20 +93,19 @@ async def monthly_report(
     staff_figs: dict[StaffKey, Figures] = defaultdict(Figures)
     async with db.connect() as conn:
         calls_in_scope = _calls_in_scope(hall_ids, start, end)
-        await _call_counts(conn, calls_in_scope, window_figs, staff_figs)
-        await _declines(conn, calls_in_scope, staff_figs)
+        await _calls(conn, calls_in_scope, window_figs, staff_figs)
+        await _rung(conn, calls_in_scope, staff_figs)
         await _misses(conn, hall_ids, month, staff_figs)
-        percentiles = await _percentiles(conn, hall_ids, start, end)
         staff_keys = _staff_keys(snap, hall_ids, staff_figs)
         people = await _people(conn, {account_id for _w, account_id in staff_keys})
         await _offline(conn, snap, staff_keys, staff_figs, start, min(end, now))
-    # windows get their declines and misses from their staff rows; the rest is per call
+    # windows get declines, misses and offline time from their staff rows; the rest per call
     for (window_id, _account), figs in staff_figs.items():
         window_figs[window_id].decline_reasons.update(figs.decline_reasons)
         window_figs[window_id].misses.update(figs.misses)
         window_figs[window_id].offline_seconds += figs.offline_seconds
     return _assemble(snap, agency_id, month, now, hall_ids, window_figs, staff_figs, staff_keys,
-                     people, percentiles)  # fmt: skip
+                     people)  # fmt: skip
 
 
 # --- SQL ------------------------------------------------------------------------------------
@@ -132,21 +127,22 @@ def _flag(column: Any) -> Any:
     return sa.func.coalesce(sa.func.sum(sa.case((column, 1), else_=0)), 0)
 
 
-async def _call_counts(
+async def _calls(
     conn: AsyncConnection,
     where: list[Any],
     window_figs: dict[int, Figures],
     staff_figs: dict[StaffKey, Figures],
 ) -> None:
+    """Requests, answers, lateness, unnecessary calls, the callers' ratings (R13) and the
+    histogram of time to answer, grouped by window, answerer and whole second."""
     c = s.calls.c
     caller = s.call_members.alias("caller")
-    rated = _from_calls().outerjoin(
-        caller, sa.and_(caller.c.call_id == c.id, caller.c.role == "caller")
-    )
-    # per window: requests, answered, late, unnecessary, the callers' ratings (R13)
+    wait = _answer_seconds(conn.dialect.name).label("wait")
     for r in await conn.execute(
         sa.select(
             c.window_id,
+            c.answered_by,
+            wait,
             sa.func.count().label("requests"),
             sa.func.count(c.answered_at).label("answered"),
             _flag(c.answered_late).label("late"),
@@ -154,63 +150,62 @@ async def _call_counts(
             sa.func.sum(caller.c.rating).label("rating_sum"),
             sa.func.count(caller.c.rating).label("ratings"),
         )
-        .select_from(rated)
-        .where(*where)
-        .group_by(c.window_id)
-    ):
-        figs = window_figs[r.window_id]
-        figs.requests, figs.answered = int(r.requests), int(r.answered)
-        figs.answered_late, figs.unnecessary = int(r.late), int(r.unnecessary)
-        figs.rating_sum, figs.ratings = float(r.rating_sum or 0), int(r.ratings)
-    # per staff member: calls that rang them, and those they answered
-    callee = s.call_members.alias("callee")
-    for r in await conn.execute(
-        sa.select(c.window_id, callee.c.account_id, sa.func.count().label("requests"))
         .select_from(
-            _from_calls().join(callee, sa.and_(callee.c.call_id == c.id, callee.c.role == "callee"))
+            _from_calls().outerjoin(
+                caller, sa.and_(caller.c.call_id == c.id, caller.c.role == "caller")
+            )
         )
         .where(*where)
-        .group_by(c.window_id, callee.c.account_id)
+        .group_by(c.window_id, c.answered_by, wait)
     ):
-        staff_figs[(r.window_id, r.account_id)].requests = int(r.requests)
-    for r in await conn.execute(
-        sa.select(
-            c.window_id,
-            c.answered_by,
-            sa.func.count().label("answered"),
-            _flag(c.answered_late).label("late"),
-            sa.func.sum(caller.c.rating).label("rating_sum"),
-            sa.func.count(caller.c.rating).label("ratings"),
+        part = Figures(
+            requests=int(r.requests),
+            answered=int(r.answered),
+            answered_late=int(r.late),
+            unnecessary=int(r.unnecessary),
+            rating_sum=float(r.rating_sum or 0),
+            ratings=int(r.ratings),
         )
-        .select_from(rated)
-        .where(*where, c.answered_by.is_not(None), c.answered_at.is_not(None))
-        .group_by(c.window_id, c.answered_by)
-    ):
-        figs = staff_figs[(r.window_id, r.answered_by)]
-        figs.answered, figs.answered_late = int(r.answered), int(r.late)
-        figs.rating_sum, figs.ratings = float(r.rating_sum or 0), int(r.ratings)
+        if r.wait is not None and r.answered:
+            part.waits[int(r.wait)] = int(r.answered)
+        window_figs[r.window_id].add(part)
+        if r.answered_by is not None and r.answered:
+            # a staff row counts the calls that rang them (``_rung``), not these
+            part.requests = part.unnecessary = 0
+            staff_figs[(r.window_id, r.answered_by)].add(part)
     for r in await conn.execute(
         sa.select(c.window_id, c.unnecessary_by, sa.func.count().label("n"))
         .select_from(_from_calls())
         .where(*where, c.unnecessary.is_(True), c.unnecessary_by.is_not(None))
         .group_by(c.window_id, c.unnecessary_by)
     ):
-        staff_figs[(r.window_id, r.unnecessary_by)].unnecessary = int(r.n)
+        staff_figs[(r.window_id, r.unnecessary_by)].unnecessary += int(r.n)
 
 
-async def _declines(
+async def _rung(
     conn: AsyncConnection, where: list[Any], staff_figs: dict[StaffKey, Figures]
 ) -> None:
-    """R10: every decline carries a reason; the report counts them per reason."""
+    """Per staff member: the calls that rang them, and their declines by reason (R10)."""
     m = s.call_members
     for r in await conn.execute(
-        sa.select(s.calls.c.window_id, m.c.account_id, m.c.decline_reason, sa.func.count())
-        .select_from(_from_calls().join(m, m.c.call_id == s.calls.c.id))
-        .where(*where, m.c.declined_at.is_not(None))
+        sa.select(
+            s.calls.c.window_id,
+            m.c.account_id,
+            m.c.decline_reason,
+            sa.func.count().label("rung"),
+            sa.func.count(m.c.declined_at).label("declined"),
+        )
+        .select_from(
+            _from_calls().join(m, sa.and_(m.c.call_id == s.calls.c.id, m.c.role == "callee"))
+        )
+        .where(*where)
         .group_by(s.calls.c.window_id, m.c.account_id, m.c.decline_reason)
     ):
-        reason = (r.decline_reason or "").strip() or "（未填写）"
-        staff_figs[(r.window_id, r.account_id)].decline_reasons[reason] += int(r[3])
+        figs = staff_figs[(r.window_id, r.account_id)]
+        figs.requests += int(r.rung)
+        if r.declined:
+            reason = (r.decline_reason or "").strip() or "（未填写）"
+            figs.decline_reasons[reason] += int(r.declined)
 
 
 async def _misses(
@@ -227,73 +222,15 @@ async def _misses(
 
 
 def _answer_seconds(dialect: str) -> Any:
+    """Whole seconds from request to answer, rounded half up; NULL for unanswered calls."""
     c = s.calls.c
     if dialect == "sqlite":
-        return (sa.func.julianday(c.answered_at) - sa.func.julianday(c.requested_at)) * 86400.0
-    return sa.extract(
-        "epoch",
-        sa.type_coerce(c.answered_at, sa.DateTime) - sa.type_coerce(c.requested_at, sa.DateTime),
+        seconds = (sa.func.julianday(c.answered_at) - sa.func.julianday(c.requested_at)) * 86400.0
+        return sa.cast(seconds + 0.5, sa.Integer)  # truncates: floor for positive values
+    interval = sa.type_coerce(c.answered_at, sa.DateTime) - sa.type_coerce(
+        c.requested_at, sa.DateTime
     )
-
-
-async def _percentiles(
-    conn: AsyncConnection, hall_ids: list[int], start: datetime, end: datetime
-) -> dict[tuple[str, int | None, int | None], tuple[float | None, float | None]]:
-    """Nearest-rank p50/p90 of time to answer for every level in one statement: rank the
-    month's answered calls once per level, keep the first value whose rank reaches p% of n."""
-    c = s.calls.c
-    base = (
-        sa.select(
-            c.window_id.label("w"),
-            s.windows.c.hall_id.label("h"),
-            s.halls.c.agency_id.label("a"),
-            c.answered_by.label("p"),
-            _answer_seconds(conn.dialect.name).label("d"),
-        )
-        .select_from(_from_calls().join(s.halls, s.halls.c.id == s.windows.c.hall_id))
-        .where(*_calls_in_scope(hall_ids, start, end), c.answered_at.is_not(None))
-        .subquery("answered")
-    )
-    partitions: dict[str, list[Any]] = {
-        "total": [],
-        "agency": [base.c.a],
-        "hall": [base.c.h],
-        "window": [base.c.w],
-        "staff": [base.c.w, base.c.p],
-    }
-    ranked_cols: list[Any] = [base.c.w, base.c.h, base.c.a, base.c.p, base.c.d]
-    for level, keys in partitions.items():
-        ranked_cols.append(
-            sa.func.row_number()
-            .over(partition_by=keys or None, order_by=base.c.d)
-            .label(f"rn_{level}")
-        )
-        ranked_cols.append(sa.func.count().over(partition_by=keys or None).label(f"n_{level}"))
-    ranked = sa.select(*ranked_cols).cte("ranked")
-    selects = []
-    none = sa.cast(sa.null(), sa.Integer)
-    for level, keys in partitions.items():
-        rn, n = ranked.c[f"rn_{level}"], ranked.c[f"n_{level}"]
-        key_cols = [ranked.c[k.name] for k in keys]
-        k1 = key_cols[0] if key_cols else none
-        k2 = key_cols[1] if len(key_cols) > 1 else none
-        selects.append(
-            sa.select(
-                sa.literal(level).label("level"),
-                k1.label("k1"),
-                k2.label("k2"),
-                *[
-                    sa.func.min(sa.case((rn * 100 >= p * n, ranked.c.d))).label(f"p{p}")
-                    for p in PERCENTILES
-                ],
-            )
-            .select_from(ranked)
-            .group_by(*key_cols)
-        )
-    out: dict[tuple[str, int | None, int | None], tuple[float | None, float | None]] = {}
-    for r in await conn.execute(sa.union_all(*selects)):
-        out[(r.level, r.k1, r.k2)] = (r.p50, r.p90)
-    return out
+    return sa.cast(sa.func.floor(sa.extract("epoch", interval) + 0.5), sa.Integer)
 
 
 async def _people(conn: AsyncConnection, account_ids: set[int]) -> dict[int, Any]:
@@ -383,7 +320,6 @@ def _assemble(
     staff_figs: dict[StaffKey, Figures],
     staff_keys: list[StaffKey],
     people: dict[int, Any],
-    percentiles: dict[tuple[str, int | None, int | None], tuple[float | None, float | None]],
 ) -> dict[str, Any]:
     """Rows in reading order: the total, then each agency, its halls, their windows, staff."""
     halls = set(hall_ids)
@@ -395,37 +331,31 @@ def _assemble(
         ),
         key=lambda w: w.code,
     )
+    windows_by_hall: dict[int, list[Any]] = defaultdict(list)
+    for w in windows:
+        windows_by_hall[w.hall_id].append(w)
+    halls_by_agency: dict[int, list[Any]] = defaultdict(list)
+    for h in sorted(halls):
+        halls_by_agency[snap.halls[h].agency_id].append(snap.halls[h])
     staff_by_window: dict[int, list[StaffKey]] = defaultdict(list)
     for key in staff_keys:
         staff_by_window[key[0]].append(key)
 
-    def with_pct(
-        figs: Figures, level: str, k1: int | None = None, k2: int | None = None
-    ) -> Figures:
-        figs.p50, figs.p90 = percentiles.get((level, k1, k2), (None, None))
-        return figs
-
-    total = with_pct(Figures(), "total")
+    total = Figures()
     agency_rows: list[dict[str, Any]] = []
-    for agency in sorted(
-        (snap.agencies[a] for a in {snap.halls[h].agency_id for h in halls}),
-        key=lambda a: a.region_code,
-    ):
-        agency_figs = with_pct(Figures(), "agency", agency.id)
+    for agency in sorted((snap.agencies[a] for a in halls_by_agency), key=lambda a: a.region_code):
+        agency_figs = Figures()
         hall_rows: list[dict[str, Any]] = []
-        for hall in sorted(
-            (snap.halls[h] for h in halls if snap.halls[h].agency_id == agency.id),
-            key=lambda h: h.name,
-        ):
-            hall_figs = with_pct(Figures(), "hall", hall.id)
+        for hall in sorted(halls_by_agency[agency.id], key=lambda h: h.name):
+            hall_figs = Figures()
             window_rows: list[dict[str, Any]] = []
-            for window in (w for w in windows if w.hall_id == hall.id):
-                figs = with_pct(window_figs.get(window.id, Figures()), "window", window.id)
+            for window in windows_by_hall[hall.id]:
+                figs = window_figs.get(window.id, Figures())
                 hall_figs.add(figs)
                 where = {"agency": _agency(agency), "hall": _hall(hall), "window": _window(window)}
                 window_rows.append({"level": "window", **where, "staff": None, **figs.as_dict()})
                 for key in staff_by_window.get(window.id, []):
-                    person = with_pct(staff_figs.get(key, Figures()), "staff", *key)
+                    person = staff_figs.get(key, Figures())
                     window_rows.append(
                         {"level": "staff", **where, "staff": _person(people.get(key[1]), key[1]),
                          **person.as_dict()}
