@@ -141,13 +141,19 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = PresenceHub(LocalPresence(), PresenceLog(services.db), calls)
     calls.online_probe = hub.statuses
     scheduler = DeadlineScheduler(calls, services.clock)
-    hooks: CallHooks = services.extra.get("call_hooks") or NoHooks()
+    bridge = services.extra.get("media_bridge")
+    hooks: CallHooks = bridge if bridge is not None else NoHooks()
+    if bridge is not None:
+        bridge.calls = calls
     calls.hooks = _SchedulerHooks(hooks, scheduler, hub)
     app[CALLS] = calls
     app[PRESENCE] = hub
     _register(sio, services, calls, hub)
     services.sessions.on_revoked(_revoker(sio))
     await hub.log.close_all(services.clock.now())
+    ended = await calls.end_orphaned_calls()
+    if ended:
+        log.warning("ended %d call(s) whose media was lost when the server stopped", ended)
     scheduler.start()
     try:
         yield
@@ -201,6 +207,8 @@ def _participants(sio: socketio.AsyncServer, room: str) -> Iterable[str]:
 
 
 Handler = Callable[[Account, Any, str], Awaitable[dict[str, Any] | None]]
+# registers a handler for an event whose payload is validated by the model
+On = Callable[[str, type[BaseModel]], Callable[[Handler], Handler]]
 
 
 def _register(
@@ -334,6 +342,6 @@ def _register(
     async def unnecessary(account: Account, body: UnnecessaryBody, sid: str) -> None:
         await calls.mark_unnecessary(account, body.call_id, body.unnecessary)
 
-    media_events = services.extra.get("media_events")
-    if media_events is not None:
-        media_events(on)
+    bridge = services.extra.get("media_bridge")
+    if bridge is not None:
+        bridge.register(on)

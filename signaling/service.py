@@ -754,6 +754,17 @@ class CallService:
             )
         return due
 
+    async def end_orphaned_calls(self) -> int:
+        """At start-up: answered calls lost their media with the process that carried it."""
+        async with self._db.connect() as conn:
+            ids = list(
+                await conn.scalars(sa.select(s.calls.c.id).where(s.calls.c.state == cs.ANSWERED))
+            )
+        ended = 0
+        for call_id in ids:
+            ended += await self.end_for(call_id, "media_failure")
+        return ended
+
     # --- connection loss ------------------------------------------------------------------
 
     async def participant_dropped(self, account_id: int) -> None:

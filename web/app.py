@@ -97,15 +97,21 @@ def create_app(
 
 
 def default_parts() -> tuple[Part, ...]:
-    """The parts of a full server, in the order their cleanup contexts start."""
+    """The parts of a full server, in the order their cleanup contexts start: the SMS worker
+    and the media path exist before signaling starts ringing calls."""
     from oversight import http as oversight_http
     from signaling import http as signaling_http
+    from signaling import media_bridge
     from signaling import server as signaling_server
-    from sms import http as sms_http  # first: signaling notifies the SMS worker from start-up on
+    from sms import http as sms_http
 
-    parts: list[Part] = [sms_http.setup, signaling_server.setup, signaling_http.setup]
-    parts.append(oversight_http.setup)
-    return tuple(parts)
+    return (
+        sms_http.setup,
+        media_bridge.setup,
+        signaling_server.setup,
+        signaling_http.setup,
+        oversight_http.setup,
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:

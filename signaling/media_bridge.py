@@ -1,0 +1,235 @@
+"""Joins calls to their media and recording: opens a call's media and its recording when it
+is answered, carries ``rtc:offer`` / ``rtc:candidate`` to it, asks browsers to re-offer when
+another participant's tracks arrive, and closes both when the call ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import datetime
+from typing import Any
+
+import socketio
+import sqlalchemy as sa
+from aiohttp import web
+from pydantic import Field
+
+from directory.model import Account
+from directory.service import DirectoryService
+from media.call import CallMedia
+from media.engine import MediaEngine, MediaLimits, MediaSettings
+from recorder.service import RecordingService
+from signaling.server import SIO, On
+from signaling.service import CallService
+from storage import schema as s
+from storage.blobs import open_blob_store
+from storage.database import Database
+from tongban.clock import Clock
+from tongban.errors import InvalidInput, NotFound
+from tongban.validation import Payload
+from web.state import SERVICES
+
+log = logging.getLogger(__name__)
+
+
+class OfferBody(Payload):
+    call_id: str = Field(min_length=1, max_length=64)
+    sdp: str = Field(min_length=1, max_length=60_000)
+    tracks: dict[str, str] = Field(max_length=8)
+
+
+class CandidateBody(Payload):
+    call_id: str = Field(min_length=1, max_length=64)
+    candidate: dict[str, Any] | None = None
+
+
+class MediaBridge:
+    """The ``CallHooks`` of a node whose calls carry media."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        directory: DirectoryService,
+        engine: MediaEngine,
+        recordings: RecordingService,
+        sio: socketio.AsyncServer,
+        node_id: str,
+        on_sms: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._directory = directory
+        self.engine = engine
+        self.recordings = recordings
+        self._sio = sio
+        self.node_id = node_id
+        self._on_sms = on_sms
+        self.calls: CallService | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
+        recordings.listeners.append(self.recording_changed)
+
+    async def _emit_to_username(self, username: str, event: str, payload: dict[str, Any]) -> None:
+        snap = await self._directory.snapshot()
+        account = snap.account_by_username(username)
+        if account is not None:
+            await self._sio.emit(event, payload, room=f"user:{account.id}")
+
+    async def call_answered(self, call_id: str) -> None:
+        async with self._db.begin() as conn:
+            row = (await conn.execute(sa.select(s.calls).where(s.calls.c.id == call_id))).one()
+            await conn.execute(
+                sa.update(s.calls).where(s.calls.c.id == call_id).values(media_node=self.node_id)
+            )
+        started: datetime = row.answered_at or self._clock.now()
+        sink = await self.recordings.start(call_id, row.case_id, started)
+
+        def renegotiate(participant: str, needs: dict[str, int]) -> None:
+            self._spawn(
+                self._emit_to_username(
+                    participant, "media:renegotiate", {"call_id": call_id, "needs": needs}
+                )
+            )
+
+        self.engine.open_call(call_id, sink=sink, on_renegotiate=renegotiate)
+        await self.emit_to_call(
+            call_id, "call:recording", {"call_id": call_id, "state": "recording"}
+        )
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def emit_to_call(self, call_id: str, event: str, payload: dict[str, Any]) -> None:
+        """To everyone who joined the call (its members' own rooms, on any node)."""
+        async with self._db.connect() as conn:
+            ids = list(
+                await conn.scalars(
+                    sa.select(s.call_members.c.account_id).where(
+                        s.call_members.c.call_id == call_id,
+                        s.call_members.c.joined_at.is_not(None),
+                    )
+                )
+            )
+        for account_id in ids:
+            await self._sio.emit(event, payload, room=f"user:{account_id}")
+
+    async def recording_changed(self, call_id: str, state: str) -> None:
+        await self.emit_to_call(call_id, "call:recording", {"call_id": call_id, "state": state})
+
+    async def close(self) -> None:
+        await self.engine.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def call_finished(self, call_id: str) -> None:
+        await self.engine.close_call(call_id)
+        self.recordings.finish_soon(call_id)
+
+    def sms_queued(self) -> None:
+        self._on_sms()
+
+    def deadline_added(self, due_at: datetime) -> None:
+        return None
+
+    def media_for(self, call_id: str) -> CallMedia:
+        try:
+            return self.engine.get(call_id)
+        except NotFound:
+            raise NotFound("该通话的媒体尚未就绪或已结束", code="media_unavailable") from None
+
+    def register(self, on: On) -> None:
+        """Adds ``rtc:offer`` and ``rtc:candidate`` to the Socket.IO handlers."""
+
+        @on("rtc:offer", OfferBody)
+        async def offer(account: Account, body: OfferBody, sid: str) -> dict[str, Any]:
+            assert self.calls is not None
+            await self.calls.require_participant(account, body.call_id)
+            for label in body.tracks.values():
+                if label not in ("camera", "document", "audio"):
+                    raise InvalidInput(
+                        "tracks 的取值只能是 camera、document 或 audio", code="invalid_input"
+                    )
+            media = self.media_for(body.call_id)
+            answer = await media.offer(account.username, body.sdp, dict(body.tracks))
+            return {
+                "sdp": answer,
+                "type": "answer",
+                "receive": media.receive_map(account.username),
+                "needs": media.receive_needs(account.username),
+                # other tracks exist that this answer could not carry: offer again with
+                # at least ``needs`` receive transceivers
+                "renegotiate": media.needs_offer(account.username),
+            }
+
+        @on("rtc:candidate", CandidateBody)
+        async def candidate(account: Account, body: CandidateBody, sid: str) -> None:
+            assert self.calls is not None
+            await self.calls.require_participant(account, body.call_id)
+            if body.candidate is None or not body.candidate.get("candidate"):
+                return  # end-of-candidates: nothing to do for aiortc
+            await self.media_for(body.call_id).add_candidate(account.username, body.candidate)
+
+
+MEDIA_BRIDGE = web.AppKey("media_bridge", MediaBridge)
+
+
+def setup(app: web.Application) -> None:
+    """The media part: registered before signaling so its hooks exist when calls start."""
+    app.cleanup_ctx.append(_media_ctx)
+
+
+async def _media_ctx(app: web.Application) -> AsyncIterator[None]:
+    services = app[SERVICES]
+    settings = services.settings
+    blobs = open_blob_store(
+        settings.recordings_url,
+        s3_endpoint=settings.s3_endpoint,
+        s3_access_key=settings.s3_access_key,
+        s3_secret_key=settings.s3_secret_key.reveal() if settings.s3_secret_key else None,
+        s3_region=settings.s3_region,
+    )
+    recordings = RecordingService(
+        services.db,
+        services.clock,
+        blobs,
+        settings.data_dir / "recording-work",
+        retention_months=settings.retention_months,
+    )
+    engine = MediaEngine(
+        MediaSettings(
+            ice_servers=[dict(x) for x in settings.ice_servers],
+            host_addresses=list(settings.media_addresses) or None,
+            limits=MediaLimits(
+                max_peer_connections=settings.max_peer_connections,
+                max_calls=max(1, settings.max_peer_connections // 2),
+            ),
+        )
+    )
+    bridge = MediaBridge(
+        db=services.db,
+        clock=services.clock,
+        directory=services.directory,
+        engine=engine,
+        recordings=recordings,
+        sio=app[SIO],
+        node_id=socket.gethostname() + f":{os.getpid()}",
+    )
+    await recordings.recover()
+    recordings.start_syncing()
+    services.extra["media_bridge"] = bridge
+    services.extra["recordings"] = recordings
+    app[MEDIA_BRIDGE] = bridge
+    try:
+        yield
+    finally:
+        await bridge.close()
+        await recordings.close()
+        await blobs.close()
