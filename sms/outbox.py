@@ -117,10 +117,13 @@ async def claim_due(
 ) -> list[Entry]:
     """Claim up to ``limit`` due entries for ``node_id``, oldest first.
 
-    One statement: on PostgreSQL the candidate rows are locked with SKIP LOCKED so that
-    concurrent claimers take different rows without waiting; the outer ``state = 'pending'``
-    is re-checked on the locked row, so even without SKIP LOCKED no row is claimed twice.
-    On SQLite the statement takes the write lock before it reads, which serialises claimers.
+    PostgreSQL: the candidates are selected ``FOR UPDATE SKIP LOCKED`` (concurrent claimers
+    take different rows without waiting), then updated by id in the same transaction. Two
+    statements on purpose: inside ``UPDATE ... WHERE id IN (SELECT ... LIMIT n SKIP LOCKED)``
+    the planner may rescan the subquery and claim far more than ``n`` rows. The UPDATE
+    re-checks ``state = 'pending'`` anyway, so even without the locks no row goes twice.
+    SQLite: one statement, which takes the write lock before it reads (a read-then-write
+    transaction could fail with SQLITE_BUSY instead of waiting); writers are serialised.
     """
     o = s.sms_outbox
     candidates = (
@@ -129,9 +132,7 @@ async def claim_due(
         .order_by(o.c.next_attempt_at, o.c.id)
         .limit(limit)
     )
-    if _is_pg(conn):
-        candidates = candidates.with_for_update(skip_locked=True)
-    return await _claim(conn, o.c.id.in_(candidates), node_id=node_id, until=until)
+    return await _claim(conn, candidates, node_id=node_id, until=until)
 
 
 async def claim_companions(
@@ -146,15 +147,21 @@ async def claim_companions(
     candidates = sa.select(o.c.id).where(
         o.c.state == "pending", o.c.template == "reminder", o.c.phone.in_(phones)
     )
-    if _is_pg(conn):
-        candidates = candidates.with_for_update(skip_locked=True)
-    return await _claim(conn, o.c.id.in_(candidates), node_id=node_id, until=until)
+    return await _claim(conn, candidates, node_id=node_id, until=until)
 
 
 async def _claim(
-    conn: AsyncConnection, which: sa.ColumnElement[bool], *, node_id: str, until: datetime
+    conn: AsyncConnection, candidates: sa.Select[Any], *, node_id: str, until: datetime
 ) -> list[Entry]:
     o = s.sms_outbox
+    which: sa.ColumnElement[bool]
+    if _is_pg(conn):
+        ids = list(await conn.scalars(candidates.with_for_update(skip_locked=True)))
+        if not ids:
+            return []
+        which = o.c.id.in_(ids)
+    else:
+        which = o.c.id.in_(candidates)
     result = await conn.execute(
         sa.update(o)
         .where(which, o.c.state == "pending")

@@ -196,6 +196,7 @@ class SmsWorker:
                 claimed += await outbox.claim_companions(
                     conn, phones=phones, node_id=self.node_id, until=until
                 )
+            log.debug("SMS worker %s claimed %s", self.node_id, [e.id for e in claimed])
             for batch in batches(claimed):
                 self._spawn(batch)
         if len(self._sends) >= self._concurrency:

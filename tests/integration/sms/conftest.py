@@ -98,9 +98,10 @@ class SmsApp:
 
 @pytest.fixture
 async def sms_app(
-    aiohttp_client: Any, make_settings: Callable[..., Settings], clock: Any
+    make_settings: Callable[..., Settings], aiohttp_client: Any, clock: Any
 ) -> Callable[..., Awaitable[SmsApp]]:
-    """The real app with the SMS part only (other parts are not this package's business)."""
+    """The real app with the SMS part only (other parts are not this package's business).
+    ``make_settings`` comes first so that the app stops before its test database is dropped."""
     from sms.http import setup
     from web.app import create_app
 
