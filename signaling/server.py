@@ -17,6 +17,8 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from directory.model import Account
+from oversight.http import escalation_notifiers
+from oversight.notify import EscalationEvent
 from signaling.presence import CHOSEN, LocalPresence, PresenceLog, PresenceStore, effective
 from signaling.scheduler import DeadlineScheduler
 from signaling.service import CallHooks, CallService, NoHooks, Timing
@@ -80,6 +82,17 @@ class SocketNotifier:
             await self._sio.emit(event, payload, room=f"user:{account_id}")
 
 
+class EscalationSockets:
+    """Supervisors of the agency an escalation is addressed to see it at once (R5)."""
+
+    def __init__(self, sio: socketio.AsyncServer) -> None:
+        self._notifier = SocketNotifier(sio)
+
+    async def escalation_changed(self, event: EscalationEvent) -> None:
+        name = "escalation:new" if event.kind == "new" else "escalation:withdrawn"
+        await self._notifier.to_users(event.supervisor_ids, name, event.payload())
+
+
 class PresenceHub:
     """Presence of connected staff: chosen status, busy derived from live answered calls."""
 
@@ -118,6 +131,7 @@ def setup(app: web.Application) -> None:
     )
     sio.attach(app, socketio_path="socket.io")
     app[SIO] = sio
+    escalation_notifiers(app).add(EscalationSockets(sio))
     app.cleanup_ctx.append(_signaling_ctx)
 
 

@@ -25,6 +25,7 @@ from directory import store
 from directory.model import Account
 from directory.service import DirectoryService
 from directory.snapshot import DirectorySnapshot
+from oversight.rules import month_of
 from signaling import callstate as cs
 from signaling.callstate import Call
 from sms.outbox import enqueue
@@ -92,10 +93,6 @@ class Outbox:
 class _KeyedLock:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
-
-
-def month_of(at: datetime) -> str:
-    return at.astimezone(SHANGHAI).strftime("%Y-%m")
 
 
 class CallService:

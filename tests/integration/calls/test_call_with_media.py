@@ -72,8 +72,9 @@ async def test_call_media_is_forwarded_and_recorded(start_server: Any, sockets: 
         await a.follow_renegotiation()
         for p, videos in ((a, 2), (b, 1)):
             await p.peer.wait_for(
-                lambda p=p, videos=videos: len(p.video()) >= videos
-                and all(len(r.numbers) >= 45 for r in p.video()),
+                lambda p=p, videos=videos: (
+                    len(p.video()) >= videos and all(len(r.numbers) >= 45 for r in p.video())
+                ),
                 within=30,
                 what="frames from every remote video track",
             )
@@ -97,13 +98,18 @@ async def test_call_media_is_forwarded_and_recorded(start_server: Any, sockets: 
     assert abs(row.duration_s - length) < 2.0, (row.duration_s, length)
     assert (row.expires_at - row.started_at).days >= 181
     titles = sorted(t["title"] for t in row.tracks)
-    assert titles == ["fq.h1 audio", "fq.h1 camera", "fq.h1 document", "zz.a1 audio",
-                      "zz.a1 camera"]
+    assert titles == [
+        "fq.h1 audio",
+        "fq.h1 camera",
+        "fq.h1 document",
+        "zz.a1 audio",
+        "zz.a1 camera",
+    ]
     path = Path(server.settings.recordings_url.removeprefix("file://")) / row.blob_key
     frames = 0
     with av.open(str(path)) as container:
         assert len(container.streams.video) == 3 and len(container.streams.audio) == 2
-        for frame in container.decode(container.streams.video[0]):
+        for _frame in container.decode(container.streams.video[0]):
             frames += 1
     assert frames > 30
     work = list((server.settings.data_dir / "recording-work").iterdir())
@@ -122,10 +128,12 @@ async def test_offer_from_outside_the_call_is_refused(start_server: Any, sockets
     assert ack["error"]["code"] == "not_participant"
     ack = await caller.call("rtc:offer", {"call_id": call_id, "sdp": "garbage", "tracks": {}})
     assert ack["ok"] is False and ack["error"]["code"] == "invalid_input"
-    ack = await caller.call("rtc:offer", {"call_id": call_id, "sdp": "v=0",
-                                          "tracks": {"0": "selfie"}})
+    ack = await caller.call(
+        "rtc:offer", {"call_id": call_id, "sdp": "v=0", "tracks": {"0": "selfie"}}
+    )
     assert ack["error"]["code"] == "invalid_input"
-    ack = await caller.call("rtc:candidate", {"call_id": call_id,
-                                              "candidate": {"candidate": "bogus"}})
+    ack = await caller.call(
+        "rtc:candidate", {"call_id": call_id, "candidate": {"candidate": "bogus"}}
+    )
     assert ack["ok"] is False
     await asyncio.sleep(0)

@@ -142,7 +142,7 @@ async def test_ring_timeout_reminds_by_sms_then_ends_missed_with_pending_misses(
     assert ended["reason"] == "missed"
     misses = await rows(server, s.misses, s.misses.c.call_id == call_id)
     assert len(misses) == 2 and {m.status for m in misses} == {"pending"}
-    status, view = await caller.api.get(f"/api/calls/{call_id}")
+    _status, view = await caller.api.get(f"/api/calls/{call_id}")
     assert [e["kind"] for e in view["events"]] == ["requested", "overdue", "ended"]
 
 
@@ -324,7 +324,7 @@ async def test_reconnecting_within_grace_keeps_the_call(start_server: Any, socke
         server, s.deadlines, s.deadlines.c.call_id == call_id, s.deadlines.c.fired_at.is_(None)
     )
     assert grace == []
-    status, view = await caller.api.get(f"/api/calls/{call_id}")
+    _status, view = await caller.api.get(f"/api/calls/{call_id}")
     assert view["state"] == "answered"
 
 

@@ -108,8 +108,13 @@ def test_open_intervals_clip_to_the_window() -> None:
 
 @pytest.mark.parametrize(
     ("days", "opens", "closes"),
-    [("sometimes", "09:00", "12:00"), ("workday", "12:00", "09:00"), ("workday", "9", "10:00"),
-     ("workday", "09:75", "10:00"), ("workday", "00:00", "24:01")],
+    [
+        ("sometimes", "09:00", "12:00"),
+        ("workday", "12:00", "09:00"),
+        ("workday", "9", "10:00"),
+        ("workday", "09:75", "10:00"),
+        ("workday", "00:00", "24:01"),
+    ],
 )
 def test_bad_periods_are_refused(days: str, opens: str, closes: str) -> None:
     with pytest.raises(InvalidInput):
@@ -122,4 +127,6 @@ def test_on_duty_needs_assignment_office_hours_and_no_absence() -> None:
     assert on_duty(assigned=True, periods=HALL, calendar=CAL, absences=[], at=at)
     assert not on_duty(assigned=False, periods=HALL, calendar=CAL, absences=[], at=at)
     assert not on_duty(assigned=True, periods=HALL, calendar=CAL, absences=leave, at=at)
-    assert not on_duty(assigned=True, periods=HALL, calendar=CAL, absences=[], at=sh(2026, 11, 28, 10))
+    assert not on_duty(
+        assigned=True, periods=HALL, calendar=CAL, absences=[], at=sh(2026, 11, 28, 10)
+    )
