@@ -111,7 +111,6 @@ class SmsWorker:
         self._sends: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._rng = random.Random()
-        self.cycles = 0  # finished cycles; tests wait on it instead of sleeping
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -131,7 +130,11 @@ class SmsWorker:
         self._wake.set()
         task, self._loop_task = self._loop_task, None
         if task is not None:
-            task.cancel()
+            # let a cycle finish rather than cancel it: a claim committed but not yet handed
+            # to a send task would look like a send lost in a crash (failed, not resent)
+            done, _ = await asyncio.wait({task}, timeout=self._options.drain)
+            if not done:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._sends:
@@ -161,7 +164,6 @@ class SmsWorker:
             except Exception:  # the database may be away for a while: log, wait, go on
                 log.exception("SMS worker cycle failed; trying again shortly")
                 pause = self._options.poll
-            self.cycles += 1
             if self._stopping:
                 break
             with contextlib.suppress(TimeoutError):
@@ -186,7 +188,7 @@ class SmsWorker:
         async with self._db.begin() as conn:
             await outbox.postpone_recently_reminded(conn, now=now, window=opts.coalesce_window)
         free = self._concurrency - len(self._sends)
-        if free > 0:
+        if free > 0 and not self._stopping:
             until = now + opts.lease
             async with self._db.begin() as conn:
                 claimed = await outbox.claim_due(

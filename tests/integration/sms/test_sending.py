@@ -4,11 +4,15 @@ signature), exactly once per outbox entry, across restarts, outages and several 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from sms import outbox
+from sms.providers import LogProvider
 from sms.templates import escalation_params, reminder_params
 from tests.support.aliyun_double import AliyunDouble, Reply
 
@@ -18,8 +22,10 @@ PHONE = "13800000011"
 
 
 async def test_the_app_sends_a_signed_request_with_the_configured_template(
-    sms_app: Any, double: AliyunDouble, clock: Any
+    sms_app: Any, double: AliyunDouble, clock: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, logger="aliyunsdkcore")  # it logs the request parameters
     server = await sms_app(**double.settings())
     params = reminder_params(window="住房和城乡建设窗口", hall="郑州市政务服务大厅")
     await enqueue(server.services.db, "reminder:c1:11", PHONE, "reminder", params, clock.now())
@@ -38,6 +44,26 @@ async def test_the_app_sends_a_signed_request_with_the_configured_template(
     assert message.out_id == str(entry.id) and entry.biz_id == message.biz_id
     assert entry.sent_at is not None and entry.attempts == 1
     assert server.services.metrics.sms.labels("sent")._value.get() == 1
+    assert "138****0011" in caplog.text and PHONE not in caplog.text, "R11: masked in logs"
+
+
+async def test_the_log_provider_is_the_default_and_masks_the_phone(
+    sms_app: Any, clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    server = await sms_app()
+    assert isinstance(server.worker._provider, LogProvider)
+    params = escalation_params(staff="王五", month="2026-03", count=4)
+    await enqueue(server.services.db, "escalation:log", PHONE, "escalation", params, clock.now())
+    server.worker.notify()
+
+    async def sent() -> Any:
+        (entry,) = await all_entries(server.services.db)
+        return entry if entry.state == "sent" else None
+
+    entry = await eventually(sent, what="the entry marked sent")
+    assert entry.biz_id is not None and entry.biz_id.startswith("log-")
+    assert "138****0011" in caplog.text and PHONE not in caplog.text
 
 
 async def test_pending_entries_are_sent_once_after_a_restart(
