@@ -20,11 +20,13 @@ ELLIPSIS = "…"
 # Variable names are those of the approved templates; do not rename them here alone.
 TEXTS: dict[str, str] = {
     "reminder": "您好，${hall}有${count}个视频协助请求正在等待${window}接听，请尽快处理。",
-    "escalation": "${staff}在${month}经核实的未接视频协助请求已达${count}次，已按规定报上级部门。",
+    "escalation": (
+        "${agency}${name}在${month}经核实未接视频协助请求${count}次，已超出规定，请督办。"
+    ),
 }
 VARIABLES: dict[str, tuple[str, ...]] = {
     "reminder": ("window", "hall", "count"),
-    "escalation": ("staff", "month", "count"),
+    "escalation": ("name", "agency", "month", "count"),
 }
 
 
@@ -43,10 +45,10 @@ def reminder_params(*, window: str, hall: str, waiting: int = 1) -> dict[str, st
     return {"window": cut(window), "hall": cut(hall), "count": str(waiting)}
 
 
-def escalation_params(*, staff: str, month: str, count: int) -> dict[str, str]:
-    """Parameters of an escalation notice: ``staff`` had ``count`` confirmed misses in
-    ``month`` (``YYYY-MM``)."""
-    return {"staff": cut(staff), "month": cut(month), "count": str(count)}
+def escalation_params(*, name: str, agency: str, month: str, count: int) -> dict[str, str]:
+    """Parameters of an escalation notice to the parent agency's supervisors: staff member
+    ``name`` of ``agency`` had ``count`` confirmed misses in ``month`` (``YYYY-MM``)."""
+    return {"name": cut(name), "agency": cut(agency), "month": cut(month), "count": str(count)}
 
 
 def coalesce_reminders(many: Iterable[Mapping[str, Any]]) -> dict[str, str]:

@@ -63,7 +63,9 @@ async def test_the_number_limit_backs_off_without_an_administrator(
     server = await sms_app(**double.settings())
     double.then(Reply("isv.BUSINESS_LIMIT_CONTROL"), Reply("Throttling.User"))
     for i in (1, 2):
-        params = escalation_params(staff=f"员工{i}", month="2026-03", count=4)
+        params = escalation_params(
+            name=f"员工{i}", agency="封丘县政务服务和大数据管理局", month="2026-03", count=4
+        )
         await enqueue(
             server.services.db,
             f"escalation:{i}",
@@ -129,7 +131,9 @@ async def test_a_failed_delivery_is_recorded_not_marked_delivered(
     sms_app: Any, double: AliyunDouble, clock: Any
 ) -> None:
     server = await sms_app(**double.settings())
-    params = escalation_params(staff="王五", month="2026-03", count=4)
+    params = escalation_params(
+        name="王五", agency="封丘县政务服务和大数据管理局", month="2026-03", count=4
+    )
     await enqueue(server.services.db, "escalation:x", PHONE, "escalation", params, clock.now())
     server.worker.notify()
     (message,) = await double.wait_for_messages(1)

@@ -53,7 +53,9 @@ async def test_the_log_provider_is_the_default_and_masks_the_phone(
     caplog.set_level(logging.INFO)
     server = await sms_app()
     assert isinstance(server.worker._provider, LogProvider)
-    params = escalation_params(staff="王五", month="2026-03", count=4)
+    params = escalation_params(
+        name="王五", agency="封丘县政务服务和大数据管理局", month="2026-03", count=4
+    )
     await enqueue(server.services.db, "escalation:log", PHONE, "escalation", params, clock.now())
     server.worker.notify()
 
@@ -73,7 +75,9 @@ async def test_pending_entries_are_sent_once_after_a_restart(
     first = await sms_app(**double.settings())
     db = first.services.db
     for i in (1, 2):
-        params = escalation_params(staff=f"员工{i}", month="2026-03", count=4)
+        params = escalation_params(
+            name=f"员工{i}", agency="封丘县政务服务和大数据管理局", month="2026-03", count=4
+        )
         await enqueue(db, f"escalation:{i}", f"1380000002{i}", "escalation", params, clock.now())
     first.worker.notify()
 
@@ -86,7 +90,9 @@ async def test_pending_entries_are_sent_once_after_a_restart(
 
     await double.start()
     second = await sms_app(**double.settings())
-    params = escalation_params(staff="员工3", month="2026-03", count=5)
+    params = escalation_params(
+        name="员工3", agency="封丘县政务服务和大数据管理局", month="2026-03", count=5
+    )
     await enqueue(
         second.services.db, "escalation:3", "13800000023", "escalation", params, clock.now()
     )
@@ -108,7 +114,9 @@ async def test_an_outage_delays_messages_and_loses_none(
     node = make_node()
     await double.stop()
     for i in range(3):
-        params = escalation_params(staff=f"员工{i}", month="2026-03", count=4)
+        params = escalation_params(
+            name=f"员工{i}", agency="封丘县政务服务和大数据管理局", month="2026-03", count=4
+        )
         await enqueue(
             node.db, f"escalation:{i}", f"1390000000{i}", "escalation", params, clock.now()
         )
@@ -156,7 +164,9 @@ async def test_two_nodes_racing_never_send_an_entry_twice(
                 dedupe_key=f"escalation:{i}",
                 phone=f"1370000{i:04d}",
                 template="escalation",
-                params=escalation_params(staff=f"员工{i}", month="2026-03", count=4),
+                params=escalation_params(
+                    name=f"员工{i}", agency="封丘县政务服务和大数据管理局", month="2026-03", count=4
+                ),
                 now=now,
             )
         for i in range(6):  # three reminders each to two phones
@@ -201,7 +211,9 @@ async def test_a_timed_out_send_is_not_repeated_once_its_receipt_is_in(
 ) -> None:
     node = make_node(timeout=0.3)
     double.then(Reply(delay=0.6))  # Aliyun takes it, but answers after the client gave up
-    params = escalation_params(staff="王五", month="2026-03", count=4)
+    params = escalation_params(
+        name="王五", agency="封丘县政务服务和大数据管理局", month="2026-03", count=4
+    )
     await enqueue(node.db, "escalation:late", PHONE, "escalation", params, clock.now())
     node.worker.start()
     (message,) = await double.wait_for_messages(1)
@@ -243,7 +255,9 @@ async def test_an_entry_left_sending_by_a_dead_node_is_not_sent_again(
     node = make_node()
     now = clock.now()
     for key in ("escalation:dead1", "escalation:dead2"):
-        params = escalation_params(staff="王五", month="2026-03", count=4)
+        params = escalation_params(
+            name="王五", agency="封丘县政务服务和大数据管理局", month="2026-03", count=4
+        )
         await enqueue(node.db, key, PHONE, "escalation", params, now)
     async with node.db.begin() as conn:
         claimed = await outbox.claim_due(

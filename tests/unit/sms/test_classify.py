@@ -85,8 +85,8 @@ def test_reminders_to_one_phone_become_one_message_escalations_never_merge() -> 
         entry(3, "13800000011", window="住建", hall="郑州", count="1"),
         entry(1, "13800000011", window="住建", hall="郑州", count="1"),
         entry(2, "13800000012", window="住建", hall="郑州", count="1"),
-        entry(4, "13800000011", "escalation", staff="a", month="2026-03", count="4"),
-        entry(5, "13800000011", "escalation", staff="b", month="2026-03", count="5"),
+        entry(4, "13800000011", "escalation", name="a", agency="x", month="2026-03", count="4"),
+        entry(5, "13800000011", "escalation", name="b", agency="x", month="2026-03", count="5"),
     ]
     out = batches(claimed)
     assert sorted(b.ids for b in out) == [[1, 3], [2], [4], [5]]

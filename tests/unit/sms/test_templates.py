@@ -24,9 +24,18 @@ def test_a_reminder_names_window_hall_and_waiting_calls() -> None:
     assert text.startswith("【通办】") and "郑州市政务服务大厅有2个视频协助请求" in text
 
 
-def test_an_escalation_names_staff_month_and_count() -> None:
-    params = escalation_params(staff="王五", month="2026-03", count=4)
-    assert render("escalation", params) == {"staff": "王五", "month": "2026-03", "count": "4"}
+def test_an_escalation_names_staff_agency_month_and_count() -> None:
+    params = escalation_params(
+        name="王五", agency="封丘县政务服务和大数据管理局", month="2026-03", count=4
+    )
+    values = render("escalation", params)
+    assert values == {
+        "name": "王五",
+        "agency": "封丘县政务服务和大数据管理局",
+        "month": "2026-03",
+        "count": "4",
+    }
+    assert text_of("escalation", values).startswith("封丘县政务服务和大数据管理局王五在2026-03")
 
 
 @pytest.mark.parametrize("length", [VALUE_LIMIT - 1, VALUE_LIMIT, VALUE_LIMIT + 1, 400])
@@ -53,7 +62,7 @@ def test_render_cuts_values_an_old_outbox_row_may_still_carry() -> None:
 @pytest.mark.parametrize("template", sorted(TEXTS))
 def test_the_longest_message_stays_within_500(template: str) -> None:
     longest = render(
-        template, dict.fromkeys(("window", "hall", "count", "staff", "month"), "长" * 99)
+        template, dict.fromkeys(("window", "hall", "count", "name", "agency", "month"), "长" * 99)
     )
     assert (
         len(text_of(template, longest, sign_name="河南省政务服务和大数据管理局")) <= MESSAGE_LIMIT
@@ -82,3 +91,9 @@ def test_coalescing_tolerates_rows_without_a_count() -> None:
     assert coalesce_reminders([{"window": "w", "hall": "h"}, {"count": "x"}])["count"] == "2"
     with pytest.raises(ValueError):
         coalesce_reminders([])
+
+
+def test_the_rows_signaling_writes_render_as_one_waiting_call() -> None:
+    row = {"window": "住房和城乡建设窗口", "hall": "郑州市政务服务大厅", "call_id": "c-1"}
+    values = render("reminder", coalesce_reminders([row]))
+    assert values == {"window": "住房和城乡建设窗口", "hall": "郑州市政务服务大厅", "count": "1"}
