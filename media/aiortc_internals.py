@@ -17,6 +17,7 @@ from typing import Any
 
 import aioice
 import aioice.ice
+import aiortc.rtcrtpsender
 from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
@@ -26,6 +27,7 @@ from aiortc import (
     RTCRtpTransceiver,
 )
 from aiortc import sdp as aiortc_sdp
+from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
@@ -57,6 +59,8 @@ RELIED_ON: tuple[tuple[str, str], ...] = (
     ("aioice.Connection", "data_received"),
     ("aioice.ice.CandidatePair", "protocol"),
     ("aioice.ice.CandidatePair", "remote_addr"),
+    ("aiortc.rtcrtpsender module", "get_encoder"),
+    ("aiortc.codecs.vpx.Vp8Encoder", "target_bitrate"),
 )
 
 
@@ -416,3 +420,44 @@ def inject_rtp_loss(
             await handle(data, arrival_time_ms)
 
         setattr(dtls, "_handle_rtp_data", handle_rtp)  # noqa: B010
+
+
+# --------------------------------------------------------------------------- test-only hooks
+
+
+class _FixedBitrateVp8Encoder(Vp8Encoder):
+    """aiortc's VP8 encoder held at one target bitrate (REMB no longer moves it)."""
+
+    fixed_bitrate = 1_000_000
+
+    @property
+    def target_bitrate(self) -> int:
+        return self.fixed_bitrate
+
+    @target_bitrate.setter
+    def target_bitrate(self, bitrate: int) -> None:
+        return None
+
+
+_original_get_encoder = getattr(aiortc.rtcrtpsender, "get_encoder")  # noqa: B009
+
+
+def pin_vp8_bitrate(bitrate: int | None) -> None:
+    """Test/benchmark only: every VP8 encoder aiortc creates in this process from now on
+    targets ``bitrate`` bits/s (``None`` restores aiortc's own REMB-driven behaviour).
+
+    aiortc starts VP8 at 500 kbit/s and follows the receiver's REMB between 250 kbit/s and
+    1.5 Mbit/s; the benchmark needs the ~1 Mbit/s of a real camera, steadily. Never call this
+    in the server: it patches ``aiortc.rtcrtpsender.get_encoder`` process-wide.
+    """
+    if bitrate is None:
+        setattr(aiortc.rtcrtpsender, "get_encoder", _original_get_encoder)  # noqa: B010
+        return
+    _FixedBitrateVp8Encoder.fixed_bitrate = int(bitrate)
+
+    def get_encoder(codec: Any) -> Any:
+        if str(codec.mimeType).lower() == "video/vp8":
+            return _FixedBitrateVp8Encoder()
+        return _original_get_encoder(codec)
+
+    setattr(aiortc.rtcrtpsender, "get_encoder", get_encoder)  # noqa: B010

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,12 +26,27 @@ VIDEO_CLOCK = 90000
 BITS = 16
 
 
-def encode_number(width: int, height: int, number: int) -> av.VideoFrame:
-    """A grey frame whose top band holds ``number`` as 16 black/white blocks."""
+def noise_table(amplitude: int) -> bytes:
+    """``bytes.translate`` table turning random bytes into grey ± ``amplitude``."""
+    span = 2 * amplitude + 1
+    return bytes(max(0, min(255, 128 + v % span - amplitude)) for v in range(256))
+
+
+def encode_number(
+    width: int, height: int, number: int, noise: bytes | None = None
+) -> av.VideoFrame:
+    """A grey frame whose top band holds ``number`` as 16 black/white blocks.
+
+    ``noise`` (a :func:`noise_table`) fills the rest with fresh random texture, so the
+    encoder has to spend its whole bitrate as it does on a real camera (a flat frame
+    encodes to ~50 kbit/s whatever the target).
+    """
     frame = av.VideoFrame(width, height, "yuv420p")
     block_w = width // BITS
     band_h = max(16, (height // 6) // 16 * 16)
     y = bytearray([128]) * (width * height)
+    if noise is not None:
+        y[band_h * width :] = os.urandom(width * (height - band_h)).translate(noise)
     for bit in range(BITS):
         value = 235 if number >> bit & 1 else 16
         row = bytes([value]) * block_w
@@ -67,9 +83,10 @@ class NumberedVideoTrack(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, width: int = 320, height: int = 240, fps: int = 30) -> None:
+    def __init__(self, width: int = 320, height: int = 240, fps: int = 30, noise: int = 0) -> None:
         super().__init__()
         self.width, self.height, self.fps = width, height, fps
+        self._noise = noise_table(noise) if noise else None
         self.count = 0
         self.sent_at: dict[int, float] = {}  # frame number -> wall time it was produced
         self._start: float | None = None
@@ -84,7 +101,7 @@ class NumberedVideoTrack(MediaStreamTrack):
         if delay > 0:
             await asyncio.sleep(delay)  # media clock, not waiting for an event
         n = self.count & 0xFFFF
-        frame = encode_number(self.width, self.height, n)
+        frame = encode_number(self.width, self.height, n, self._noise)
         frame.pts = self.count * (VIDEO_CLOCK // self.fps)
         frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
         self.sent_at[n] = time.time()
@@ -144,6 +161,25 @@ class Received:
 Signal = Callable[[str, str, dict[str, str]], Awaitable[str]]
 
 
+def pin_video_bitrate(bits_per_second: int | None) -> None:
+    """Benchmark/test clients only: hold aiortc's VP8 encoders in this process at a fixed
+    target bitrate (``None``: back to aiortc's REMB-driven 250 kbit/s-1.5 Mbit/s)."""
+    ai.pin_vp8_bitrate(bits_per_second)
+
+
+async def inbound_rtp(pc: RTCPeerConnection) -> tuple[int, int]:
+    """(RTP packets on inbound streams, bytes on the transport) a client received so far."""
+    report = await pc.getStats()
+    packets = octets = 0
+    for stats in report.values():
+        kind = getattr(stats, "type", None)
+        if kind == "inbound-rtp":
+            packets += int(stats.packetsReceived)
+        elif kind == "transport":
+            octets += int(stats.bytesReceived)
+    return packets, octets
+
+
 class ClientPeer:
     """One participant: an aiortc peer connection talking to the server's CallMedia."""
 
@@ -157,17 +193,19 @@ class ClientPeer:
         width: int = 320,
         height: int = 240,
         fps: int = 30,
+        noise: int = 0,
         sent_at_lookup: Callable[[str, int], float | None] | None = None,
     ) -> None:
         self.name = name
         self.pc: RTCPeerConnection = ai.new_peer_connection([])
         self._size = (width, height)
         self._fps = fps
+        self._noise = noise
         self.tracks: dict[str, MediaStreamTrack] = {}
         if video:
-            self.tracks["camera"] = NumberedVideoTrack(width, height, fps)
+            self.tracks["camera"] = NumberedVideoTrack(width, height, fps, noise)
         if document:
-            self.tracks["document"] = NumberedVideoTrack(width, height, fps)
+            self.tracks["document"] = NumberedVideoTrack(width, height, fps, noise)
         if audio:
             self.tracks["audio"] = ToneTrack()
         self._label_by_transceiver: dict[int, str] = {}
@@ -182,7 +220,7 @@ class ClientPeer:
 
     def add_document_camera(self) -> None:
         """Start sending a second video track (takes effect at the next negotiate)."""
-        track = NumberedVideoTrack(self._size[0], self._size[1], self._fps)
+        track = NumberedVideoTrack(self._size[0], self._size[1], self._fps, self._noise)
         self.tracks["document"] = track
         t = self.pc.addTransceiver(track, direction="sendonly")
         self._label_by_transceiver[id(t)] = "document"

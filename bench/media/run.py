@@ -1,11 +1,18 @@
-"""N concurrent 1:1 calls through the server: RTP forwarding vs decode/re-encode.
+"""N concurrent recorded 1:1 calls through the server: RTP forwarding vs decode/re-encode.
 
-    .venv/bin/python -m bench.media.run --calls 2 --seconds 20
+    .venv/bin/python -m bench.media.run --calls 2 --seconds 20 --warmup 5 --repeat 3
 
-The server runs in its own process, each call's two aiortc clients in another (VP8 numbered
-frames + Opus); everything on 127.0.0.1. The same run measures both server designs one after
-the other. Figures: server CPU (% of one core) per call, CPU µs per forwarded packet, receive
-fps, missing frames, frame latency p50/p95 (capture to decode), server memory per call.
+The server runs in its own process, each call's two aiortc clients in another process; all
+traffic on 127.0.0.1. Clients send VP8 640x480 at 30 fps held at 1 Mbit/s (textured frames,
+see ``media.testing``) plus Opus, and number every video frame. In ``forward`` mode the
+server is ``media.call.CallMedia`` with a ``recorder.dump.DumpWriter`` as its sink (as the real
+server records); ``naive`` is an aiortc ``MediaRelay`` decode/re-encode relay (no recording,
+which only flatters it). The modes alternate in one run with the same clients.
+
+Figures: server CPU (utime+stime of the server process from /proc/<pid>/stat, all threads)
+per call and per forwarded packet, packets and kbit/s the clients received, receive fps,
+missing frames, capture-to-decode latency p50/p95, server memory (VmRSS) per call.
+Bounded: ``--deadline`` seconds for the whole run, after which every process is killed.
 """
 
 from __future__ import annotations
@@ -14,20 +21,45 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 LOOPBACK = ["127.0.0.1"]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+TARGET_BITRATE = 1_000_000
+NOISE = 8  # luma texture amplitude: makes VP8 at 640x480 use its 1 Mbit/s
 
 
-def rss_kib() -> int:
-    with open(f"/proc/{os.getpid()}/status") as f:
+def rss_kib(pid: int | None = None) -> int:
+    with open(f"/proc/{pid or os.getpid()}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
+
+
+def remove_dir(path: str) -> int:
+    """Delete a recording folder; returns how many bytes it held."""
+    size = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
+    shutil.rmtree(path, ignore_errors=True)
+    return size
+
+
+def write_json(path: str, doc: Any) -> None:
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1)
 
 
 def emit(obj: dict[str, Any]) -> None:
@@ -43,20 +75,33 @@ async def read_json(stream: asyncio.StreamReader) -> dict[str, Any]:
     return result
 
 
+async def stdin_reader() -> asyncio.StreamReader:
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    return stdin
+
+
 # ------------------------------------------------------------------------------ server role
 
 
-async def server_main(mode: str) -> None:
+async def server_main(mode: str, record_dir: str, profile: str | None) -> None:
     from bench.media.naive import NaiveCall
     from media.call import CallMedia
+    from recorder.dump import DumpWriter
 
     calls: dict[str, Any] = {}
+    writers: list[DumpWriter] = []
 
     def get_call(call_id: str) -> Any:
         if call_id not in calls:
             if mode == "forward":
+                sink = DumpWriter(
+                    os.path.join(record_dir, f"{call_id}.tbdump"), call_id, datetime.now(UTC)
+                )
+                writers.append(sink)
                 calls[call_id] = CallMedia(
-                    call_id, ice_servers=[], host_addresses=LOOPBACK, sink=None
+                    call_id, ice_servers=[], host_addresses=LOOPBACK, sink=sink
                 )
             else:
                 calls[call_id] = NaiveCall(LOOPBACK)
@@ -87,22 +132,28 @@ async def server_main(mode: str) -> None:
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     emit({"port": port, "rss": rss_kib()})
-    loop = asyncio.get_running_loop()
-    stdin = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    stdin = await stdin_reader()
+    profiler: Any = None
     while True:
         cmd = await read_json(stdin)
         if cmd["cmd"] == "mark":
-            t = os.times()
             packets = 0
             if mode == "forward":
                 packets = sum(c.counters.packets_out for c in calls.values())
+            if profile and profiler is None:
+                import cProfile
+
+                profiler = cProfile.Profile()
+                profiler.enable()
+            elif profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(profile)
             emit(
                 {
-                    "cpu": t.user + t.system,
-                    "wall": time.monotonic(),
                     "rss": rss_kib(),
                     "packets_out": packets,
+                    "recorded": sum(w.packets_written for w in writers),
+                    "stats": [c.stats() for c in calls.values()] if mode == "forward" else [],
                 }
             )
         elif cmd["cmd"] == "quit":
@@ -117,8 +168,9 @@ async def server_main(mode: str) -> None:
 
 
 async def client_main(port: int, call_id: str, width: int, height: int) -> None:
-    from media.testing import ClientPeer
+    from media.testing import ClientPeer, inbound_rtp, pin_video_bitrate
 
+    pin_video_bitrate(TARGET_BITRATE)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     lock = asyncio.Lock()
 
@@ -140,7 +192,11 @@ async def client_main(port: int, call_id: str, width: int, height: int) -> None:
 
     for name in ("a", "b"):
         peers[name] = ClientPeer(
-            f"{call_id}-{name}", width=width, height=height, sent_at_lookup=sent_at(name)
+            f"{call_id}-{name}",
+            width=width,
+            height=height,
+            noise=NOISE,
+            sent_at_lookup=sent_at(name),
         )
 
     async def signal(participant: str, sdp: str, tracks: dict[str, str]) -> str:
@@ -171,17 +227,21 @@ async def client_main(port: int, call_id: str, width: int, height: int) -> None:
         )
     emit({"ready": True})
 
-    loop = asyncio.get_running_loop()
-    stdin = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    async def rtp_totals() -> tuple[int, int]:
+        totals = [await inbound_rtp(p.pc) for p in peers.values()]
+        return sum(t[0] for t in totals), sum(t[1] for t in totals)
+
+    stdin = await stdin_reader()
     marks: dict[str, tuple[int, int, int]] = {}
     await read_json(stdin)  # start
     t0 = time.monotonic()
+    rtp0 = await rtp_totals()
     for name, peer in peers.items():
         for r in peer.received.values():
             marks[f"{name}{r.mid}"] = (len(r.numbers), len(r.latencies), r.audio_frames)
     await read_json(stdin)  # stop
     elapsed = time.monotonic() - t0
+    rtp1 = await rtp_totals()
     fps, missing, latencies, audio = [], 0, [], 0
     for name, peer in peers.items():
         for r in peer.received.values():
@@ -194,7 +254,18 @@ async def client_main(port: int, call_id: str, width: int, height: int) -> None:
                 latencies += r.latencies[l0:]
             else:
                 audio += r.audio_frames - a0
-    emit({"fps": fps, "missing": missing, "latencies": latencies, "audio_frames": audio})
+    emit(
+        {
+            "fps": fps,
+            "missing": missing,
+            "latencies": latencies,
+            "audio_frames": audio,
+            "rx_packets": rtp1[0] - rtp0[0],
+            "rx_bytes": rtp1[1] - rtp0[1],
+            "elapsed": elapsed,
+        }
+    )
+    await read_json(stdin)  # quit
     for peer in peers.values():
         await peer.close()
     writer.close()
@@ -225,87 +296,193 @@ async def recv(proc: asyncio.subprocess.Process, within: float = 60) -> dict[str
     return await asyncio.wait_for(read_json(proc.stdout), within)
 
 
+async def ask(proc: asyncio.subprocess.Process, obj: dict[str, Any]) -> dict[str, Any]:
+    await send(proc, obj)
+    return await recv(proc)
+
+
+async def stop_all(procs: list[asyncio.subprocess.Process]) -> None:
+    for proc in procs:
+        if proc.returncode is None:
+            try:
+                await send(proc, {"cmd": "quit"})
+            except (ConnectionError, OSError):
+                pass
+    for proc in procs:
+        try:
+            await asyncio.wait_for(proc.wait(), 15)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
 async def measure(
-    mode: str, calls: int, seconds: float, warmup: float, size: str
+    mode: str,
+    args: argparse.Namespace,
+    server_args: list[str] | None = None,
 ) -> dict[str, Any]:
-    server = await spawn("--role", "server", "--mode", mode)
-    hello = await recv(server)
-    clients = [
-        await spawn(
-            "--role", "client", "--port", str(hello["port"]), "--call-id", f"c{i}", "--size", size
-        )
-        for i in range(calls)
-    ]
+    record_dir = tempfile.mkdtemp(prefix="bench-media-")
+    extra = ["--record-dir", record_dir]
+    if args.profile and mode == "forward":
+        extra += ["--profile", args.profile]
+    server = await spawn("--role", "server", "--mode", mode, *extra, *(server_args or []))
+    procs = [server]
     try:
+        hello = await recv(server)
+        clients = [
+            await spawn(
+                "--role",
+                "client",
+                "--port",
+                str(hello["port"]),
+                "--call-id",
+                f"c{i}",
+                "--size",
+                args.size,
+            )
+            for i in range(args.calls)
+        ]
+        procs += clients
         for c in clients:
             await recv(c, within=90)
-        await asyncio.sleep(warmup)  # let bitrate and CPU settle (a measurement, not a wait)
-        start = (await send(server, {"cmd": "mark"}), await recv(server))[1]
+        await asyncio.sleep(args.warmup)  # let bitrate and CPU settle (a measurement)
+        start = await ask(server, {"cmd": "mark"})
+        cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
         for c in clients:
             await send(c, {"cmd": "start"})
-        await asyncio.sleep(seconds)
-        end = (await send(server, {"cmd": "mark"}), await recv(server))[1]
+        await asyncio.sleep(args.seconds)
+        cpu1, t1 = cpu_seconds(server.pid), time.monotonic()
+        end = await ask(server, {"cmd": "mark"})
         for c in clients:
             await send(c, {"cmd": "stop"})
         results = [await recv(c) for c in clients]
     finally:
-        await send(server, {"cmd": "quit"})
-        for proc in [*clients, server]:
-            try:
-                await asyncio.wait_for(proc.wait(), 20)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-    wall = end["wall"] - start["wall"]
-    cpu = (end["cpu"] - start["cpu"]) / wall * 100
-    packets = end["packets_out"] - start["packets_out"]
+        await stop_all(procs)
+        recorded = remove_dir(record_dir)
+    wall = t1 - t0
+    cpu = cpu1 - cpu0
+    forwarded = end["packets_out"] - start["packets_out"]
+    rx_packets = sum(r["rx_packets"] for r in results)
+    rx_bytes = sum(r["rx_bytes"] for r in results)
     lat = sorted(x for r in results for x in r["latencies"])
     fps = [f for r in results for f in r["fps"]]
+    per_packet = forwarded or rx_packets
     return {
         "mode": mode,
-        "cpu_per_call": cpu / calls,
-        "us_per_packet": (end["cpu"] - start["cpu"]) / packets * 1e6 if packets else None,
-        "packets_per_s_per_call": packets / wall / calls if packets else None,
+        "cpu_per_call": cpu / wall * 100 / args.calls,
+        "us_per_packet": cpu / per_packet * 1e6 if per_packet else None,
+        "rx_packets_per_s_per_call": rx_packets / wall / args.calls,
+        "rx_kbit_per_call": rx_bytes * 8 / wall / 1000 / args.calls,
         "fps": statistics.mean(fps) if fps else 0.0,
+        "min_fps": min(fps) if fps else 0.0,
         "missing": sum(r["missing"] for r in results),
         "p50_ms": lat[len(lat) // 2] * 1000 if lat else None,
         "p95_ms": lat[int(len(lat) * 0.95)] * 1000 if lat else None,
-        "mem_per_call_mib": (end["rss"] - hello["rss"]) / 1024 / calls,
+        "mem_per_call_mib": (end["rss"] - hello["rss"]) / 1024 / args.calls,
+        "rss_mib": end["rss"] / 1024,
+        "recorded_packets": end["recorded"] - start["recorded"],
+        "recorded_mib": recorded / 2**20,
+        "forward_stats": end["stats"],
     }
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    def f(v: Any, fmt: str) -> str:
-        return "-" if v is None else format(v, fmt)
+FIELDS = [
+    ("CPU %/call", "cpu_per_call", ".2f"),
+    ("µs/packet", "us_per_packet", ".0f"),
+    ("rx pkt/s/call", "rx_packets_per_s_per_call", ".0f"),
+    ("rx kbit/s/call", "rx_kbit_per_call", ".0f"),
+    ("rx fps", "fps", ".1f"),
+    ("missing", "missing", "d"),
+    ("p50 ms", "p50_ms", ".0f"),
+    ("p95 ms", "p95_ms", ".0f"),
+    ("MiB/call", "mem_per_call_mib", ".1f"),
+]
 
-    head = ["mode", "CPU %/call", "µs/packet", "pkt/s/call", "rx fps", "missing"]
-    head += ["p50 ms", "p95 ms", "MiB/call"]
+
+def fmt(v: Any, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median of each figure over the repeats, and its min-max spread."""
+    out: dict[str, Any] = {"mode": rows[0]["mode"], "runs": len(rows)}
+    for _, key, _ in FIELDS:
+        values = [r[key] for r in rows if r[key] is not None]
+        out[key] = statistics.median(values) if values else None
+        out[key + "_spread"] = (min(values), max(values)) if values else None
+    return out
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ["mode", *[h for h, _, _ in FIELDS]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        lines.append(
-            f"| {r['mode']} | {f(r['cpu_per_call'], '.1f')} | {f(r['us_per_packet'], '.0f')} | "
-            f"{f(r['packets_per_s_per_call'], '.0f')} | {f(r['fps'], '.1f')} | {r['missing']} | "
-            f"{f(r['p50_ms'], '.0f')} | {f(r['p95_ms'], '.0f')} | "
-            f"{f(r['mem_per_call_mib'], '.1f')} |"
-        )
+        cells = [str(r["mode"])]
+        for _, key, spec in FIELDS:
+            value = fmt(r[key], spec if key != "missing" else ".0f")
+            spread = r.get(key + "_spread")
+            if spread and r.get("runs", 1) > 1 and spread[0] != spread[1]:
+                s = spec if key != "missing" else ".0f"
+                value += f" ({fmt(spread[0], s)}–{fmt(spread[1], s)})"
+            cells.append(value)
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def kept_up(row: dict[str, Any]) -> bool:
+    return bool(row["min_fps"] >= 28.5 and row["missing"] <= 5)
+
+
 async def orchestrate(args: argparse.Namespace) -> None:
-    rows = []
-    for mode in ("forward", "naive"):
-        rows.append(await measure(mode, args.calls, args.seconds, args.warmup, args.size))
+    modes = [m for m in args.modes.split(",") if m]
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+    for i in range(args.repeat):
+        for mode in modes:
+            row = await measure(mode, args)
+            runs[mode].append(row)
+            if args.verbose:
+                print(f"run {i + 1} {mode}:", table([row]).splitlines()[-1], flush=True)
+                if mode == "forward":
+                    print("  server counters:", row["forward_stats"], flush=True)
+                    print(
+                        f"  recorded {row['recorded_packets']} packets, "
+                        f"{row['recorded_mib']:.1f} MiB",
+                        flush=True,
+                    )
+            if not kept_up(row):
+                print(
+                    f"run {i + 1} {mode}: did not keep up (min fps {row['min_fps']:.1f}, "
+                    f"{row['missing']} frames missing)",
+                    flush=True,
+                )
     print(
-        f"{args.calls} calls, {args.seconds:.0f} s measured after {args.warmup:.0f} s, "
-        f"video {args.size} 30 fps VP8 + Opus, loopback"
+        f"{args.calls} recorded 1:1 calls, {args.seconds:.0f} s measured after "
+        f"{args.warmup:.0f} s warm-up, {args.repeat} run(s) per mode (median, min–max); "
+        f"clients: VP8 {args.size} 30 fps at {TARGET_BITRATE // 1000} kbit/s + Opus, "
+        f"loopback; nproc {os.cpu_count()}, load average before "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}"
     )
-    print(table(rows))
-    fwd, naive = rows
-    if fwd["cpu_per_call"]:
-        print(
-            f"decode/re-encode costs {naive['cpu_per_call'] / fwd['cpu_per_call']:.1f}x "
-            "the server CPU of RTP forwarding"
+    summaries = [summary(runs[m]) for m in modes]
+    print(table(summaries))
+    by_mode = {s["mode"]: s for s in summaries}
+    fwd, naive = by_mode.get("forward"), by_mode.get("naive")
+    if fwd and naive and fwd["cpu_per_call"]:
+        ratios = sorted(
+            n["cpu_per_call"] / f["cpu_per_call"]
+            for f, n in zip(runs["forward"], runs["naive"], strict=True)
         )
+        print(
+            f"naive decode/re-encode / forward server CPU per call: "
+            f"{naive['cpu_per_call'] / fwd['cpu_per_call']:.1f}x "
+            f"(per-run ratios {', '.join(f'{r:.1f}' for r in ratios)})"
+        )
+        if not all(kept_up(r) for r in runs["naive"]):
+            print(
+                "naive mode did not keep up in every run (fps below 28.5 or frames missing): "
+                "its CPU is what it managed to use, not what 30 fps would need"
+            )
+    if args.json:
+        write_json(args.json, {"runs": runs, "summary": summaries})
 
 
 def main() -> None:
@@ -313,21 +490,31 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--warmup", type=float, default=5)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--modes", default="forward,naive")
     parser.add_argument("--size", default="640x480")
+    parser.add_argument("--deadline", type=float, default=900, help="seconds for the whole run")
+    parser.add_argument("--json", help="write every run's figures here")
+    parser.add_argument("--profile", help="cProfile the forward server's measured window")
+    parser.add_argument("--verbose", action="store_true")
     parser.add_argument(
         "--role", choices=["orchestrator", "server", "client"], default="orchestrator"
     )
     parser.add_argument("--mode", choices=["forward", "naive"], default="forward")
+    parser.add_argument("--record-dir", default=tempfile.gettempdir())
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--call-id", default="c0")
     args = parser.parse_args()
     if args.role == "server":
-        asyncio.run(server_main(args.mode))
+        asyncio.run(server_main(args.mode, args.record_dir, args.profile))
     elif args.role == "client":
         w, h = (int(x) for x in args.size.split("x"))
         asyncio.run(client_main(args.port, args.call_id, w, h))
     else:
-        asyncio.run(orchestrate(args))
+        try:
+            asyncio.run(asyncio.wait_for(orchestrate(args), args.deadline))
+        except TimeoutError:
+            sys.exit(f"benchmark exceeded --deadline {args.deadline:.0f} s; processes killed")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@ import importlib.metadata
 
 import aioice
 import aioice.ice
+import aiortc.rtcrtpsender
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpTransceiver
+from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcicetransport import RTCIceTransport
 from aiortc.rtcrtpsender import RTCRtpSender
@@ -18,6 +20,8 @@ CLASSES = {
     "RTCDtlsTransport": RTCDtlsTransport,
     "RTCRtpSender": RTCRtpSender,
     "aioice.Connection": aioice.Connection,
+    "aiortc.rtcrtpsender module": aiortc.rtcrtpsender,
+    "aiortc.codecs.vpx.Vp8Encoder": Vp8Encoder,
 }
 
 
@@ -85,3 +89,18 @@ def test_no_other_media_module_touches_private_aiortc_parts() -> None:
             continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
             assert not private.search(line), f"{path.name}:{number} reaches into aiortc: {line}"
+
+
+def test_pinned_vp8_bitrate_reaches_new_encoders() -> None:
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+    vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+    try:
+        ai.pin_vp8_bitrate(1_000_000)
+        encoder = aiortc.rtcrtpsender.get_encoder(vp8)  # type: ignore[attr-defined]
+        assert isinstance(encoder, Vp8Encoder)
+        encoder.target_bitrate = 300_000  # what a REMB would do
+        assert encoder.target_bitrate == 1_000_000
+    finally:
+        ai.pin_vp8_bitrate(None)
+    assert aiortc.rtcrtpsender.get_encoder(vp8).target_bitrate == 500_000  # type: ignore[attr-defined]
