@@ -100,6 +100,7 @@ def default_parts() -> tuple[Part, ...]:
     """The parts of a full server, in the order their cleanup contexts start: the SMS worker
     and the media path exist before signaling starts ringing calls."""
     from oversight import http as oversight_http
+    from recorder import http as recorder_http
     from signaling import http as signaling_http
     from signaling import media_bridge
     from signaling import server as signaling_server
@@ -108,6 +109,7 @@ def default_parts() -> tuple[Part, ...]:
     return (
         sms_http.setup,
         media_bridge.setup,
+        recorder_http.setup,  # after the media part: shares its blob store
         signaling_server.setup,
         signaling_http.setup,
         oversight_http.setup,
