@@ -29,8 +29,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--use-fake-ui-for-media-stream",
     "--allow-loopback-in-peer-connection",
-    # two fake cameras: the face camera and the document camera (高拍仪); 30 fps
-    "--use-fake-device-for-media-stream=device-count=2,fps=30",
+    # fake cameras at 30 fps: fake_device_0 is the face; fake_device_1 is a depth camera
+    # (Y16) that a page can show but WebRTC cannot send; fake_device_2 is the 高拍仪
+    "--use-fake-device-for-media-stream=device-count=3,fps=30",
 ]
 
 
@@ -53,7 +54,7 @@ class RunningServer:
     url: str
     data_dir: Path
     log_path: Path
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | None
 
     def log_tail(self, lines: int = 60) -> str:
         try:

@@ -42,11 +42,11 @@ export function mount(root) {
 
   async function loadSms() {
     try {
-      const rows = listOf(await get("/api/admin/sms?state=failed"), "messages", "sms", "outbox");
+      const rows = listOf(await get("/api/admin/sms?state=failed"), "entries", "messages");
       problems.sms = rows.length;
       replace(sms, h("h2", {}, "发送失败的短信"),
         h("p", { class: "hint" }, "签名、模板、号码或余额错误不会自动重试，请处理后联系相关人员。"),
-        genericTable(rows, { skip: ["body", "params"], empty: "没有发送失败的短信。" }));
+        genericTable(rows, { skip: ["body", "params", "account_id", "dedupe_key", "biz_id"], empty: "没有发送失败的短信。" }));
     } catch (err) {
       replace(sms, h("h2", {}, "发送失败的短信"), h("div", { class: "error-box" }, `无法加载：${errorText(err.error)}`));
     }

@@ -292,7 +292,8 @@ class CallView {
   }
 
   sendCandidate(candidate) {
-    socket.emit("rtc:candidate", { call_id: this.callId, candidate: candidate.toJSON() }).catch((err) => {
+    const { candidate: line, sdpMid, sdpMLineIndex } = candidate;
+    socket.emit("rtc:candidate", { call_id: this.callId, candidate: { candidate: line, sdpMid, sdpMLineIndex } }).catch((err) => {
       console.warn("candidate not taken", err.code);
     });
   }
@@ -423,6 +424,20 @@ class CallView {
       await this.negotiate();
     }
     this.say("高拍仪画面已发送给对方");
+    setTimeout(() => this.checkDocumentFlows(track), 4000);
+  }
+
+  /** Some capture devices (e.g. depth cameras) give frames a page can show but not send. */
+  async checkDocumentFlows(track) {
+    if (this.ended || this.documentTrack !== track || !this.documentSender) return;
+    let frames = 0;
+    (await this.documentSender.getStats()).forEach((s) => {
+      if (s.type === "outbound-rtp") frames += s.framesEncoded || 0;
+    });
+    if (frames === 0) {
+      this.say("所选高拍仪的画面无法发送给对方，请关闭后换一个画面来源。", true);
+      toast("所选高拍仪的画面无法发送，请换一个来源（设备列表中的其他摄像头或共享屏幕）。", { error: true });
+    }
   }
 
   async invite() {

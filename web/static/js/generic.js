@@ -13,6 +13,7 @@ export const HEADINGS = {
   created_at: "时间", at: "时间", requested_at: "请求时间", verified_at: "核实时间", verified_by: "核实人",
   to_agency: "通报机构", from_agency: "来自机构", mobile: "手机号", phone: "手机号", error: "错误",
   attempts: "尝试次数", template: "模板", last_error: "最后错误", kind: "类型", role: "角色",
+  next_attempt_at: "下次重试", sent_at: "发送时间", delivered_at: "送达时间",
 };
 
 const TIME_KEYS = /(_at|^at)$/;

@@ -3,7 +3,7 @@
 import { get, post, query } from "./api.js";
 import { dialog, display, fmtDateTime, fmtTime, h, replace, table, thisMonth, toast } from "./dom.js";
 import { errorText } from "./messages.js";
-import { genericTable, listOf, monthInput, pick } from "./generic.js";
+import { listOf, monthInput, pick } from "./generic.js";
 
 const BOARD_EVERY_MS = 5000;
 
@@ -62,9 +62,9 @@ export function mount(root, me) {
       { title: "办公时间", render: (w) => (w.open_now ? h("span", { class: "tag tag-blue" }, "办公中") : h("span", { class: "tag" }, "非办公时间")) },
       { title: "在岗", render: (w) => (w.staffed ? h("span", { class: "tag tag-green" }, "有人在线")
         : h("span", { class: w.open_now ? "tag tag-red" : "tag" }, "无人在线")) },
-      { title: "在岗人员", render: (w) => (w.on_duty || []).map((p) => h("div", {}, `${p.display_name || p.username} `,
+      { title: "在岗人员", render: (w) => (w.staff || w.on_duty || []).map((p) => h("div", {}, `${p.display_name || p.username} `,
         h("span", { class: `tag ${presenceClass(p.presence)}` }, presenceText(p.presence)))) },
-      { title: "振铃中", render: (w) => (w.ringing ? h("span", { class: "tag tag-amber" }, `${w.ringing} 个`) : "0") },
+      { title: "振铃中", render: (w) => (w.ringing ? h("span", { class: "tag tag-amber" }, `${w.ringing} 个${w.overdue ? `（${w.overdue} 个已超时）` : ""}`) : "0") },
       { title: "通话中", render: (w) => (w.in_call ? h("span", { class: "tag tag-green" }, `${w.in_call} 个`) : "0") },
     ], { empty: "辖区内没有窗口。" }));
   }
@@ -73,8 +73,10 @@ export function mount(root, me) {
 
   async function loadMisses() {
     let misses;
+    let data;
     try {
-      misses = listOf(await get(`/api/misses${query({ month })}`), "misses");
+      data = await get(`/api/misses${query({ month })}`);
+      misses = listOf(data, "misses");
     } catch (err) {
       say(`未接记录加载失败：${errorText(err.error)}`, "alert");
       replace(body, monthPicker());
@@ -82,19 +84,27 @@ export function mount(root, me) {
     }
     const open = misses.filter((m) => !verdictOf(m));
     say(open.length ? `${month} 有 ${open.length} 条未接记录等待核实` : `${month} 的未接记录均已核实`, open.length ? "ringing" : "ok");
-    replace(body, monthPicker(), h("div", { id: "misses" }, table(misses, [
-      { title: "时间", render: (m) => fmtDateTime(pick(m, "requested_at", "at", "created_at", "call.requested_at")) },
-      { title: "人员", render: (m) => display(pick(m, "staff", "person", "account", "username")) },
-      { title: "窗口", render: (m) => display(pick(m, "window", "window_name")) },
-      { title: "案件", render: (m) => display(pick(m, "case_no", "case.case_no", "call.case.case_no")) },
-      { title: "状态", render: (m) => verdictTag(verdictOf(m)) },
-      { title: "原因", render: (m) => display(pick(m, "reason", "verdict_reason")) },
-      { title: "核实", render: (m) => (verdictOf(m)
-        ? `${display(pick(m, "verified_by"))} ${fmtDateTime(pick(m, "verified_at"))}`
-        : h("div", { class: "btn-row", style: "margin:0" },
-          h("button", { type: "button", class: "btn btn-danger", dataset: { missId: m.id }, onclick: () => verify(m, "confirmed") }, "确认"),
-          h("button", { type: "button", class: "btn btn-ok", dataset: { missId: m.id }, onclick: () => verify(m, "excused") }, "免责"))) },
-    ], { empty: "本月没有未接记录。" })));
+    const atRisk = listOf(data, "staff").filter((p) => p.confirmed > 0);
+    replace(body, monthPicker(),
+      atRisk.length ? h("div", { class: "card", id: "miss-counts" }, h("h3", {}, `本月确认未接次数（超过 ${data.limit ?? 3} 次将移交上级）`),
+        h("ul", {}, atRisk.map((p) => h("li", {}, `${p.display_name || p.username}：${p.confirmed} 次 `,
+          p.standing === "escalated" || p.escalation ? h("span", { class: "tag tag-red" }, "已移交上级")
+            : p.at_risk ? h("span", { class: "tag tag-amber" }, "接近上限") : null)))) : null,
+      h("div", { id: "misses" }, table(misses, [
+        { title: "呼叫时间", render: (m) => fmtDateTime(pick(m, "call_requested_at", "requested_at", "occurred_at", "at")) },
+        { title: "责任人", render: (m) => display(pick(m, "staff", "person", "username")) },
+        { title: "窗口", render: (m) => display(pick(m, "window", "window_name")) },
+        { title: "案件", render: (m) => display(pick(m, "case_no", "case.case_no")) },
+        { title: "状态", render: (m) => verdictTag(verdictOf(m)) },
+        { title: "核实", render: (m) => {
+          const last = lastVerdict(m);
+          const buttons = h("div", { class: "btn-row", style: "margin:0" },
+            h("button", { type: "button", class: "btn btn-danger", dataset: { missId: m.id }, onclick: () => verify(m, "confirmed") }, "确认"),
+            h("button", { type: "button", class: "btn btn-ok", dataset: { missId: m.id }, onclick: () => verify(m, "excused") }, "免责"));
+          if (!verdictOf(m)) return buttons;
+          return h("div", {}, last ? `${display(last.by)} ${fmtDateTime(last.at)}：${last.reason || ""}` : "");
+        } },
+      ], { empty: "本月没有未接记录。" })));
   }
 
   async function verify(miss, verdict) {
@@ -142,7 +152,15 @@ export function mount(root, me) {
       return;
     }
     say(rows.length ? `${month} 有 ${rows.length} 条升级通报（当月确认未接超过 3 次）` : `${month} 没有升级通报`, rows.length ? "alert" : "ok");
-    replace(body, monthPicker(), h("div", { id: "escalations" }, genericTable(rows, { empty: "本月没有升级通报。" })));
+    replace(body, monthPicker(), h("div", { id: "escalations" }, table(rows, [
+      { title: "月份", key: "month" },
+      { title: "人员", render: (e) => display(e.staff) },
+      { title: "确认未接次数", render: (e) => display(pick(e, "confirmed_count", "count")) },
+      { title: "所在机构", render: (e) => display(e.from_agency) },
+      { title: "移交至", render: (e) => display(e.to_agency) },
+      { title: "状态", render: (e) => display(e.state) },
+      { title: "时间", render: (e) => fmtDateTime(pick(e, "created_at")) },
+    ], { empty: "本月没有升级通报。" })));
   }
 
   // ---- monthly report ----------------------------------------------------------------
@@ -162,10 +180,7 @@ export function mount(root, me) {
     }
     say(`${month} 月度报表：请求量、接通率、应答时间、未接、拒绝、评价`, "ok");
     const rows = listOf(data, "rows", "windows", "lines");
-    const totals = data && !Array.isArray(data) ? data.totals || data.summary : null;
-    replace(body, monthPicker(), exports,
-      totals ? h("div", { class: "card" }, h("h3", {}, "合计"), genericTable([totals])) : null,
-      h("div", { id: "report" }, genericTable(rows, { empty: "本月没有数据。" })));
+    replace(body, monthPicker(), exports, h("div", { id: "report" }, reportTable(rows)));
   }
 
   show("board");
@@ -173,7 +188,40 @@ export function mount(root, me) {
 }
 
 function verdictOf(m) {
-  return pick(m, "verdict", "verification.verdict") || (m.state && m.state !== "pending" && m.state !== "open" ? m.state : undefined);
+  const status = pick(m, "status", "verdict", "state");
+  return status && status !== "pending" && status !== "open" ? status : undefined;
+}
+
+function lastVerdict(m) {
+  const list = m.verdicts || [];
+  return list.length ? list[list.length - 1] : null;
+}
+
+const LEVEL_INDENT = { total: 0, agency: 1, hall: 2, window: 3, staff: 4 };
+
+function reportTable(rows) {
+  const name = (r) => {
+    if (r.level === "total") return `合计（${display(r.agency)}）`;
+    if (r.level === "staff") return display(r.staff);
+    if (r.level === "window") return display(r.window);
+    if (r.level === "hall") return display(r.hall);
+    return display(r.agency);
+  };
+  const num = (v, suffix = "") => (v === null || v === undefined ? "—" : `${v}${suffix}`);
+  return table(rows, [
+    { title: "单位 / 人员", render: (r) => h("span", { style: `padding-left:${(LEVEL_INDENT[r.level] || 0) * 1.1}rem;${r.level === "total" ? "font-weight:bold" : ""}` }, name(r)) },
+    { title: "请求", render: (r) => num(r.requests) },
+    { title: "接听", render: (r) => num(r.answered) },
+    { title: "接通率", render: (r) => (r.answer_rate === null || r.answer_rate === undefined ? "—" : `${(r.answer_rate * 100).toFixed(1)}%`) },
+    { title: "应答中位/90%(秒)", render: (r) => `${num(r.answer_p50_s)} / ${num(r.answer_p90_s)}` },
+    { title: "超时后接听", render: (r) => num(r.answered_late) },
+    { title: "未接 待核实/确认/免责", render: (r) => (r.misses && typeof r.misses === "object"
+      ? `${r.misses.pending ?? 0} / ${r.misses.confirmed ?? 0} / ${r.misses.excused ?? 0}` : num(r.misses)) },
+    { title: "拒绝", render: (r) => num(r.declines) },
+    { title: "不必要请求", render: (r) => num(r.unnecessary) },
+    { title: "平均评分", render: (r) => (r.rating_avg ? `${r.rating_avg}（${r.ratings} 条）` : "—") },
+    { title: "办公时间离线(分钟)", render: (r) => num(r.offline_minutes) },
+  ], { empty: "本月没有数据。", rowAttrs: (r) => ({ dataset: { level: r.level || "" } }) });
 }
 
 function verdictTag(v) {
