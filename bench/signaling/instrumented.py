@@ -1,0 +1,113 @@
+"""`tongban serve` with counters for diagnosis (bench only; the server code is untouched).
+
+    .venv/bin/python -m bench.signaling.instrumented serve --port 8080
+
+Wraps `storage.db.create_engine` to count SQL statements and transactions, and registers a
+`gc.callbacks` hook that times every collection. `GET /_bench/stats` returns the counters;
+`POST /_bench/gc-freeze` runs `gc.collect(); gc.freeze()` (the NOTES' proposal) so that a run
+can compare. Counting costs a few microseconds per statement: the headline figures come from
+the plain server, these from a separate run.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+from aiohttp import web
+
+STATEMENTS: Counter[str] = Counter()
+GC: dict[str, Any] = {"count": Counter(), "pause_s": Counter(), "max_ms": 0.0, "over_10ms": 0}
+_gc_started: list[float] = [0.0]
+
+
+def _on_gc(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        _gc_started[0] = time.perf_counter()
+        return
+    pause = time.perf_counter() - _gc_started[0]
+    gen = str(info.get("generation"))
+    GC["count"][gen] += 1
+    GC["pause_s"][gen] += pause
+    GC["max_ms"] = max(GC["max_ms"], pause * 1000)
+    if pause > 0.010:
+        GC["over_10ms"] += 1
+
+
+def _install() -> None:
+    import sqlalchemy as sa
+
+    import storage.db
+    import web.app as tongban_app
+
+    original = storage.db.create_engine
+
+    def create_engine(url: str, **kwargs: Any) -> Any:
+        engine = original(url, **kwargs)
+
+        @sa.event.listens_for(engine.sync_engine, "before_cursor_execute")
+        def _count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            STATEMENTS["statements"] += 1
+            STATEMENTS[statement.split(None, 1)[0].upper()] += 1
+
+        @sa.event.listens_for(engine.sync_engine, "begin")
+        def _begin(_conn: Any) -> None:
+            STATEMENTS["transactions"] += 1
+
+        @sa.event.listens_for(engine.sync_engine, "checkout")
+        def _checkout(*_args: Any) -> None:
+            STATEMENTS["checkouts"] += 1
+
+        return engine
+
+    tongban_app.create_engine = create_engine  # type: ignore[attr-defined]
+    original_app = tongban_app.create_app
+
+    def create_app(*args: Any, **kwargs: Any) -> web.Application:
+        app = original_app(*args, **kwargs)
+        app.router.add_get("/_bench/stats", _stats)
+        app.router.add_post("/_bench/gc-freeze", _freeze)
+        return app
+
+    tongban_app.create_app = create_app
+    gc.callbacks.append(_on_gc)
+
+
+async def _stats(request: web.Request) -> web.Response:
+    answer = web.json_response(
+        {
+            "sql": dict(STATEMENTS),
+            "gc": {
+                "count": dict(GC["count"]),
+                "pause_s": dict(GC["pause_s"]),
+                "max_ms": GC["max_ms"],
+                "over_10ms": GC["over_10ms"],
+                "tracked_objects": len(gc.get_objects()),
+                "frozen": gc.get_freeze_count(),
+            },
+        }
+    )
+    if request.query.get("reset"):
+        GC["max_ms"] = 0.0
+        GC["over_10ms"] = 0
+    return answer
+
+
+async def _freeze(_request: web.Request) -> web.Response:
+    gc.collect()
+    gc.freeze()
+    return web.json_response({"frozen": gc.get_freeze_count()})
+
+
+def main() -> int:
+    _install()
+    from tongban.cli import main as tongban_main
+
+    return tongban_main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
