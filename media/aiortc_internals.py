@@ -18,6 +18,7 @@ from typing import Any
 import aioice
 import aioice.ice
 import aiortc.rtcrtpsender
+import pylibsrtp
 from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
@@ -30,6 +31,7 @@ from aiortc import sdp as aiortc_sdp
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as DtlsState
 
 PINNED_VERSIONS = {"aiortc": "1.16.0", "aioice": "0.13.0"}
 
@@ -39,6 +41,7 @@ RELIED_ON: tuple[tuple[str, str], ...] = (
     ("RTCDtlsTransport", "_handle_rtcp_data"),
     ("RTCDtlsTransport", "_send_rtp"),
     ("RTCDtlsTransport instance", "_tx_srtp"),
+    ("RTCDtlsTransport instance", "_rx_srtp"),
     ("RTCDtlsTransport instance", "_state"),
     ("RTCIceTransport instance", "_connection"),
     ("RTCRtpSender instance", "_ssrc"),
@@ -55,6 +58,8 @@ RELIED_ON: tuple[tuple[str, str], ...] = (
     ("aioice.Connection instance", "_components"),
     ("aioice.Connection instance", "_transport_policy"),
     ("aioice.Connection instance", "_queue"),
+    ("aioice.Connection instance", "_protocols"),
+    ("aioice.ice.StunProtocol", "datagram_received"),
     ("aioice.Connection", "get_component_candidates"),
     ("aioice.Connection", "data_received"),
     ("aioice.ice.CandidatePair", "protocol"),
@@ -273,47 +278,108 @@ def install_packet_hooks(
     setattr(dtls, "_handle_rtcp_data", handle_rtcp)  # noqa: B010
 
 
+def install_fast_receive(
+    dtls: RTCDtlsTransport,
+    on_rtp: Callable[[bytes], None],
+    on_rtcp: Callable[[bytes], None],
+    on_error: Callable[[BaseException], None],
+) -> None:
+    """Decrypt SRTP/SRTCP in the UDP socket's ``datagram_received`` and hand it on at once.
+
+    aioice puts every datagram in an ``asyncio.Queue`` that aiortc's transport task drains,
+    one task wake-up and several awaits per packet (most of the forwarder's CPU). Once the
+    transport is connected and has its SRTP keys, this takes SRTP (first byte 128-191, RFC
+    7983) off the socket callback of every local candidate's protocol; STUN and DTLS still go
+    the normal way (the original ``datagram_received``), and so does everything before the
+    keys exist or after the transport left ``connected``. Call it when the transport
+    reaches ``connected`` (the protocols exist then); idempotent.
+    """
+    connected = DtlsState.CONNECTED
+    srtp_error = pylibsrtp.Error
+
+    for protocol in dtls.transport._connection._protocols:
+        if "datagram_received" in protocol.__dict__:
+            continue
+        original = protocol.datagram_received
+
+        def datagram_received(
+            data: bytes, addr: tuple[Any, ...], original: Callable[..., None] = original
+        ) -> None:
+            rx = dtls._rx_srtp
+            if 127 < data[0] < 192 and rx is not None and dtls._state is connected:
+                try:
+                    if 191 < data[1] < 224:  # RTCP (RFC 5761)
+                        on_rtcp(rx.unprotect_rtcp(data))
+                    else:
+                        on_rtp(rx.unprotect(data))
+                except srtp_error:
+                    pass  # replayed or forged: aiortc drops these too
+                except Exception as err:  # never let one packet break the socket callback
+                    on_error(err)
+                return
+            original(data, addr)
+
+        setattr(protocol, "datagram_received", datagram_received)  # noqa: B010
+
+
 def uninstall_packet_hooks(dtls: RTCDtlsTransport) -> None:
     """Drop the hooks so the closures (and the call they reference) can be collected."""
     for name in ("_handle_rtp_data", "_handle_rtcp_data"):
         dtls.__dict__.pop(name, None)
+    for protocol in dtls.transport._connection._protocols:
+        protocol.__dict__.pop("datagram_received", None)
 
 
 class LegSender:
     """Sends already-rewritten plaintext RTP/RTCP on one transport's nominated ICE pair.
 
     Synchronous on purpose: SRTP protect and ``sendto`` never block, and skipping aiortc's
-    ``await`` chain per packet is where most of the per-packet cost went.
+    ``await`` chain per packet is where most of the per-packet cost went. The socket
+    transport and address of the nominated pair are looked up once (aioice nominates one
+    pair per component and never changes it) and dropped when that socket closes.
     """
 
-    __slots__ = ("_dtls",)
+    __slots__ = ("_dtls", "_route")
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
         self._dtls = dtls
+        self._route: tuple[Any, tuple[str, int]] | None = None
 
     @property
     def connected(self) -> bool:
-        return self._dtls.state == "connected" and self._dtls._tx_srtp is not None
+        return self._dtls._state is DtlsState.CONNECTED and self._dtls._tx_srtp is not None
+
+    def _find_route(self) -> tuple[Any, tuple[str, int]] | None:
+        pair = self._dtls.transport._connection._nominated.get(1)
+        if pair is None or pair.protocol.transport is None:
+            return None
+        self._route = (pair.protocol.transport, pair.remote_addr)
+        return self._route
 
     def _sendto(self, data: bytes) -> bool:
-        pair = self._dtls.transport._connection._nominated.get(1)
-        if pair is None:
+        route = self._route or self._find_route()
+        if route is None:
             return False
-        transport = pair.protocol.transport
-        if transport is None or transport.is_closing():
+        transport, addr = route
+        if transport.is_closing():
+            self._route = None
             return False
-        transport.sendto(data, pair.remote_addr)
+        transport.sendto(data, addr)
         return True
 
     def send_rtp(self, packet: bytes) -> bool:
-        if not self.connected:
+        dtls = self._dtls
+        tx = dtls._tx_srtp
+        if dtls._state is not DtlsState.CONNECTED or tx is None:
             return False
-        return self._sendto(self._dtls._tx_srtp.protect(packet))
+        return self._sendto(tx.protect(packet))
 
     def send_rtcp(self, packet: bytes) -> bool:
-        if not self.connected:
+        dtls = self._dtls
+        tx = dtls._tx_srtp
+        if dtls._state is not DtlsState.CONNECTED or tx is None:
             return False
-        return self._sendto(self._dtls._tx_srtp.protect_rtcp(packet))
+        return self._sendto(tx.protect_rtcp(packet))
 
 
 def sender_ssrcs(transceiver: RTCRtpTransceiver) -> tuple[int, int]:

@@ -84,6 +84,9 @@ class OutStream:
     rtx_pt: dict[int, int] = field(default_factory=dict)  # our media pt -> our rtx pt
     ext_passthrough: bool = True
     ext_map: dict[int, int] = field(default_factory=dict)  # source id -> our id
+    # Same extension ids, only the mid value differs: overwrite it in place (one-byte form).
+    mid_patch_id: int | None = None
+    mid_value: bytes = b""
     active: bool = False
     activation: asyncio.TimerHandle | None = None
     want_keyframe: bool = True
@@ -294,6 +297,18 @@ class Leg:
             upstream = rtcp_wire.RtcpRemb(src.rtcp_ssrc, bitrate, [src.media_ssrc])
             self.call.send_rtcp(src.leg, rtcp_wire.serialize(upstream))
 
+    def on_receive_error(self, err: BaseException) -> None:
+        """A bug in the forwarding path: counted and logged, the packet is lost, media goes on."""
+        c = self.call.counters
+        c.receive_errors += 1
+        if c.receive_errors & (c.receive_errors - 1) == 0:  # 1st, 2nd, 4th, 8th...: no flood
+            logger.error(
+                "forwarding a packet from %s failed (%d so far)",
+                self.participant,
+                c.receive_errors,
+                exc_info=err,
+            )
+
     def on_connected(self) -> None:
         self.connected = True
         now = time.monotonic()
@@ -323,8 +338,18 @@ def out_forward(
     if retransmission and out.history.get(seq) is not None:
         return 0  # this leg already has it; the retransmission was for another receiver
     ext_block: bytes | None = None
+    patch: tuple[int, bytes] | None = None
     if not out.ext_passthrough and header.ext_profile is not None:
-        ext_block = _rewrite_extensions(out, data, header)
+        mid_id = out.mid_patch_id
+        if mid_id is not None and header.ext_profile == rtp_wire.ONE_BYTE_PROFILE:
+            element = rtp_wire.one_byte_element(data, header, mid_id)
+            if element is not None:
+                if element[1] == len(out.mid_value):
+                    patch = (element[0], out.mid_value)
+                else:
+                    ext_block = _rewrite_extensions(out, data, header)
+        else:
+            ext_block = _rewrite_extensions(out, data, header)
     packet = rtp_wire.rewrite(
         data,
         header,
@@ -333,6 +358,7 @@ def out_forward(
         timestamp=ts,
         ssrc=out.ssrc,
         extension_block=ext_block,
+        patch=patch,
     )
     out.history.put(seq, packet)
     if retransmission:
@@ -662,7 +688,13 @@ class CallMedia:
             self.counters.packets_dropped += 1
 
         ai.bound_receive_queue(dtls, RECEIVE_QUEUE_LIMIT, queue_full)
-        ai.on_state_connected(dtls, leg.on_connected)
+
+        def connected() -> None:
+            # From now on SRTP is decrypted and forwarded in the socket callback itself.
+            ai.install_fast_receive(dtls, leg.on_rtp, leg.on_rtcp, leg.on_receive_error)
+            leg.on_connected()
+
+        ai.on_state_connected(dtls, connected)
 
     def _update_ingress(
         self,
@@ -915,6 +947,8 @@ def _map_payloads(out: OutStream) -> None:
     same_ids = src.extensions == out.extensions
     mid_ids = [i for i, uri in out.extensions.items() if uri == MID_URI]
     out.ext_passthrough = same_ids and (not mid_ids or src.mid == out.mid)
+    out.mid_patch_id = mid_ids[0] if same_ids and len(mid_ids) == 1 else None
+    out.mid_value = out.mid.encode()
     by_uri = {uri: i for i, uri in out.extensions.items()}
     out.ext_map = {i: by_uri[uri] for i, uri in src.extensions.items() if uri in by_uri}
 

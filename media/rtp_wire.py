@@ -7,7 +7,7 @@ per packet, so they work on slices and ``struct`` rather than building objects p
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 RTP_VERSION = 2
 FIXED_HEADER = 12
@@ -17,11 +17,15 @@ TWO_BYTE_PROFILE = 0x1000
 
 _HDR = struct.Struct("!BBHII")
 _U16 = struct.Struct("!H")
+_U16X2 = struct.Struct("!HH")
 
 
-@dataclass(frozen=True, slots=True)
-class RtpHeader:
-    """The parts of an RTP header the forwarder needs; offsets index the original bytes."""
+class RtpHeader(NamedTuple):
+    """The parts of an RTP header the forwarder needs; offsets index the original bytes.
+
+    A NamedTuple (immutable, built in C) rather than a frozen dataclass: one is made per
+    forwarded packet, and the frozen dataclass's ``__init__`` cost about 2 µs of it.
+    """
 
     marker: bool
     payload_type: int
@@ -56,7 +60,7 @@ def parse_header(data: bytes) -> RtpHeader:
     if b0 & 0x10:
         if len(data) < offset + 4:
             raise ValueError("RTP packet truncated in its extension header")
-        ext_profile, words = struct.unpack_from("!HH", data, offset)
+        ext_profile, words = _U16X2.unpack_from(data, offset)
         ext_start = offset + 4
         ext_end = ext_start + 4 * words
         if len(data) < ext_end:
@@ -70,16 +74,7 @@ def parse_header(data: bytes) -> RtpHeader:
             raise ValueError("RTP padding length is invalid")
         payload_end -= pad
     return RtpHeader(
-        marker=bool(b1 & 0x80),
-        payload_type=b1 & 0x7F,
-        sequence_number=seq,
-        timestamp=ts,
-        ssrc=ssrc,
-        csrc_count=cc,
-        ext_profile=ext_profile,
-        ext_start=ext_start,
-        ext_end=ext_end,
-        payload_end=payload_end,
+        b1 > 127, b1 & 0x7F, seq, ts, ssrc, cc, ext_profile, ext_start, ext_end, payload_end
     )
 
 
@@ -116,6 +111,29 @@ def parse_extensions(profile: int, body: bytes) -> list[tuple[int, bytes]]:
     return out
 
 
+def one_byte_element(data: bytes, header: RtpHeader, ext_id: int) -> tuple[int, int] | None:
+    """(offset, length) of element ``ext_id``'s value in a one-byte extension block.
+
+    ``None`` when the packet has no one-byte block or no such element (or the block is bad).
+    Lets the forwarder overwrite one value in place instead of re-serialising the block.
+    """
+    if header.ext_profile != ONE_BYTE_PROFILE:
+        return None
+    i, end = header.ext_start, header.ext_end
+    while i < end:
+        b = data[i]
+        if b == 0:
+            i += 1
+            continue
+        found, length = b >> 4, (b & 0x0F) + 1
+        if found == 15 or i + 1 + length > end:
+            return None
+        if found == ext_id:
+            return i + 1, length
+        i += 1 + length
+    return None
+
+
 def build_extensions(elements: list[tuple[int, bytes]]) -> bytes:
     """A complete extension block (4-byte header + body, padded to 32 bits), or b"" if none."""
     if not elements:
@@ -147,14 +165,20 @@ def rewrite(
     timestamp: int,
     ssrc: int,
     extension_block: bytes | None = None,
+    patch: tuple[int, bytes] | None = None,
 ) -> bytes:
     """Copy of ``data`` with new PT/seq/ts/SSRC; ``extension_block`` replaces the extension.
 
     ``extension_block=None`` keeps the original extension byte for byte (the fast path);
-    ``b""`` removes it. CSRCs, marker, payload and padding are kept.
+    ``b""`` removes it. ``patch=(offset, value)`` then overwrites ``len(value)`` bytes at
+    ``offset`` of the original (an extension value of the same length, e.g. the mid).
+    CSRCs, marker, payload and padding are kept.
     """
     if extension_block is None:
         out = bytearray(data)
+        if patch is not None:
+            at, value = patch
+            out[at : at + len(value)] = value
     else:
         ext_header_start = FIXED_HEADER + 4 * header.csrc_count
         out = bytearray(data[:ext_header_start])
@@ -164,12 +188,11 @@ def rewrite(
             out[0] |= 0x10
         else:
             out[0] &= ~0x10 & 0xFF
-    out[1] = (out[1] & 0x80) | (payload_type & 0x7F)
     _HDR.pack_into(
         out,
         0,
         out[0],
-        out[1],
+        (out[1] & 0x80) | (payload_type & 0x7F),
         sequence_number & 0xFFFF,
         timestamp & 0xFFFFFFFF,
         ssrc & 0xFFFFFFFF,

@@ -28,6 +28,7 @@ class MediaCounters:
     plis_received: int = 0
     plis_sent: int = 0
     sink_errors: int = 0
+    receive_errors: int = 0  # exceptions in the forwarding path (a bug; packet lost)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

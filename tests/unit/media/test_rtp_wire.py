@@ -124,3 +124,27 @@ def test_sequence_comparison_wraps() -> None:
 def test_is_rtcp() -> None:
     assert rtp_wire.is_rtcp(bytes([0x80, 200]))
     assert not rtp_wire.is_rtcp(packet())
+
+
+def test_mid_patched_in_place_equals_reserialised_block() -> None:
+    # abs-send-time (3 bytes), mid "0", audio level: the mid becomes "2" on the receiving leg.
+    elements = [(3, b"\x01\x02\x03"), (1, b"0"), (2, b"\x85")]
+    data = packet(ext=one_byte_ext(elements), pad=3)
+    h = rtp_wire.parse_header(data)
+    where = rtp_wire.one_byte_element(data, h, 1)
+    assert where is not None and data[where[0] : where[0] + where[1]] == b"0"
+    fast = rtp_wire.rewrite(
+        data, h, payload_type=100, sequence_number=7, timestamp=9, ssrc=5, patch=(where[0], b"2")
+    )
+    slow = rtp_wire.rewrite(
+        data,
+        h,
+        payload_type=100,
+        sequence_number=7,
+        timestamp=9,
+        ssrc=5,
+        extension_block=one_byte_ext([(3, b"\x01\x02\x03"), (1, b"2"), (2, b"\x85")]),
+    )
+    assert fast == slow
+    assert rtp_wire.one_byte_element(data, h, 9) is None
+    assert rtp_wire.one_byte_element(packet(), rtp_wire.parse_header(packet()), 1) is None
