@@ -18,6 +18,7 @@ from oversight.notify import Notifiers
 from oversight.report import monthly_report
 from oversight.rules import month_of, parse_month
 from oversight.service import OversightService
+from sms.http import SMS_WORKER
 from tongban.errors import InvalidInput
 from tongban.validation import Payload
 from web.http import current_session, int_param, ok, read_body, require_role, source_of
@@ -61,6 +62,9 @@ async def verify_miss(request: web.Request) -> web.Response:
         supervisor=session.account,
         source=source_of(request),
     )
+    worker = request.app.get(SMS_WORKER)
+    if worker is not None and result.get("escalation"):
+        worker.notify()  # an escalation SMS may have been committed to the outbox
     return ok(result)
 
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, Literal
 
+import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 from pydantic import BaseModel, Field
@@ -20,13 +21,16 @@ from directory.model import Account
 from oversight.http import escalation_notifiers
 from oversight.notify import EscalationEvent
 from signaling.presence import CHOSEN, LocalPresence, PresenceLog, PresenceStore, effective
+from signaling.presence_redis import RedisPresence
 from signaling.scheduler import DeadlineScheduler
 from signaling.service import CallHooks, CallService, NoHooks, Timing
+from sms.http import SMS_WORKER
+from sms.worker import SmsWorker
 from tongban.errors import TongbanError, Unauthenticated
 from tongban.validation import Payload, parse
 from web.http import COOKIE
 from web.sessions import Session
-from web.state import SERVICES, Services
+from web.state import SERVICES, SETTINGS, Services
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +108,8 @@ class PresenceHub:
 
     async def statuses(self, account_ids: Iterable[int]) -> dict[int, str]:
         chosen = await self.store.chosen(account_ids)
-        return {a: effective(c, a in self.in_call) for a, c in chosen.items()}
+        busy = await self.calls.busy_accounts() if self.calls.clustered else self.in_call
+        return {a: effective(c, a in busy) for a, c in chosen.items()}
 
 
 PRESENCE = web.AppKey("presence", PresenceHub)
@@ -122,8 +127,15 @@ def _token(environ: dict[str, Any]) -> str | None:
 
 def setup(app: web.Application) -> None:
     """Attach Socket.IO to the app; its services start after the app's own."""
+    settings = app[SETTINGS]
+    manager = (
+        socketio.AsyncRedisManager(settings.redis_url, channel="tongban")
+        if settings.redis_url
+        else None
+    )
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
+        client_manager=manager,
         transports=["websocket"],
         max_http_buffer_size=MAX_EVENT_BYTES,
         logger=False,
@@ -133,6 +145,16 @@ def setup(app: web.Application) -> None:
     app[SIO] = sio
     escalation_notifiers(app).add(EscalationSockets(sio))
     app.cleanup_ctx.append(_signaling_ctx)
+    app.on_shutdown.append(_close_sockets)
+
+
+async def _close_sockets(app: web.Application) -> None:
+    """Before the web server waits for open connections: close every Socket.IO connection,
+    so a stopping node does not wait out its shutdown timeout on live WebSockets (their
+    clients reconnect to another node)."""
+    sio = app[SIO]
+    await sio.eio.disconnect()  # every client of this node
+    await sio.shutdown()
 
 
 async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -152,20 +174,33 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
             reconnect_grace=timedelta(seconds=settings.reconnect_grace),
         ),
     )
-    hub = PresenceHub(LocalPresence(), PresenceLog(services.db), calls)
+    calls.clustered = settings.clustered
+    redis_client: aioredis.Redis | None = None
+    store: PresenceStore
+    if settings.redis_url:
+        redis_client = aioredis.from_url(settings.redis_url)
+        cluster_store = RedisPresence(redis_client, settings.node_id)
+        cluster_store.start()
+        store = cluster_store
+        services.extra.setdefault("health", {})["redis"] = _redis_health(redis_client, sio)
+    else:
+        store = LocalPresence()
+    hub = PresenceHub(store, PresenceLog(services.db), calls)
     calls.online_probe = hub.statuses
     scheduler = DeadlineScheduler(calls, services.clock)
     bridge = services.extra.get("media_bridge")
     hooks: CallHooks = bridge if bridge is not None else NoHooks()
     if bridge is not None:
         bridge.calls = calls
-    calls.hooks = _SchedulerHooks(hooks, scheduler, hub)
+    calls.hooks = _SchedulerHooks(hooks, scheduler, hub, app.get(SMS_WORKER))
     app[CALLS] = calls
     app[PRESENCE] = hub
     _register(sio, services, calls, hub)
     services.sessions.on_revoked(_revoker(sio))
-    await hub.log.close_all(services.clock.now())
-    ended = await calls.end_orphaned_calls()
+    if not settings.clustered:
+        # one node: nobody can still be connected, and no call can still have media
+        await hub.log.close_all(services.clock.now())
+    ended = await calls.end_orphaned_calls(None if not settings.clustered else settings.node_id)
     if ended:
         log.warning("ended %d call(s) whose media was lost when the server stopped", ended)
     scheduler.start()
@@ -173,16 +208,26 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await scheduler.stop()
-        await sio.shutdown()
+        if isinstance(store, RedisPresence):
+            await store.stop()
+        if redis_client is not None:
+            await redis_client.aclose()
 
 
 class _SchedulerHooks:
     """Wraps the configured hooks: wakes the scheduler, keeps busy presence current."""
 
-    def __init__(self, inner: CallHooks, scheduler: DeadlineScheduler, hub: PresenceHub) -> None:
+    def __init__(
+        self,
+        inner: CallHooks,
+        scheduler: DeadlineScheduler,
+        hub: PresenceHub,
+        sms: SmsWorker | None,
+    ) -> None:
         self.inner = inner
         self.scheduler = scheduler
         self.hub = hub
+        self.sms = sms
 
     async def call_answered(self, call_id: str) -> None:
         await self.hub_refresh()
@@ -193,6 +238,10 @@ class _SchedulerHooks:
         await self.inner.call_finished(call_id)
 
     def sms_queued(self) -> None:
+        """Reminders were committed to the outbox: the worker sends them now, not at its
+        next poll."""
+        if self.sms is not None:
+            self.sms.notify()
         self.inner.sms_queued()
 
     def deadline_added(self, due_at: Any) -> None:
@@ -201,6 +250,29 @@ class _SchedulerHooks:
 
     async def hub_refresh(self) -> None:
         self.hub.in_call = await self.hub.calls.busy_accounts()
+
+
+def _redis_health(
+    client: aioredis.Redis, sio: socketio.AsyncServer
+) -> Callable[[], Awaitable[str]]:
+    """Redis answers, and the pub/sub listener that carries other nodes' events is alive:
+    a dead listener is restarted (python-socketio retries connections itself, but a listener
+    task that ended would otherwise leave this node deaf to the others)."""
+
+    async def probe() -> str:
+        try:
+            await client.ping()
+        except Exception as err:
+            return f"error: {type(err).__name__}"
+        manager = sio.manager
+        listener = getattr(manager, "thread", None)
+        if listener is not None and listener.done():
+            log.error("Socket.IO pub/sub listener had stopped; restarting it")
+            manager.thread = sio.start_background_task(manager._thread)
+            return "restarted pub/sub listener"
+        return "ok"
+
+    return probe
 
 
 def _revoker(sio: socketio.AsyncServer) -> Callable[[str, str], Awaitable[None]]:

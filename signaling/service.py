@@ -113,6 +113,7 @@ class CallService:
         self.hooks: CallHooks = hooks or NoHooks()
         self._locks: dict[str, _KeyedLock] = {}
         self.online_probe: Any = None  # set by the socket layer: async (ids) -> {id: status}
+        self.clustered = False
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -751,12 +752,14 @@ class CallService:
             )
         return due
 
-    async def end_orphaned_calls(self) -> int:
-        """At start-up: answered calls lost their media with the process that carried it."""
+    async def end_orphaned_calls(self, node_id: str | None) -> int:
+        """At start-up: answered calls lost their media with the process that carried it
+        (in a cluster, only the calls whose media this node carried)."""
+        query = sa.select(s.calls.c.id).where(s.calls.c.state == cs.ANSWERED)
+        if node_id is not None:
+            query = query.where(s.calls.c.media_node == node_id)
         async with self._db.connect() as conn:
-            ids = list(
-                await conn.scalars(sa.select(s.calls.c.id).where(s.calls.c.state == cs.ANSWERED))
-            )
+            ids = list(await conn.scalars(query))
         ended = 0
         for call_id in ids:
             ended += await self.end_for(call_id, "media_failure")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -83,6 +84,9 @@ class Settings:
     max_request_bytes: int = 1 << 20
     max_peer_connections: int = 400
     media_workers: int = 0  # 0: in-process media
+    # names this node in a cluster (calls whose media it carried, presence entries); must stay
+    # the same across restarts of the node. Empty: the host name.
+    node_id: str = ""
     secure_cookies: bool = field(default=False)
 
     def __post_init__(self) -> None:
@@ -97,6 +101,8 @@ class Settings:
             object.__setattr__(self, "recordings_url", folder.as_uri())
         if self.tls_cert is not None:
             object.__setattr__(self, "secure_cookies", True)
+        if not self.node_id:
+            object.__setattr__(self, "node_id", socket.gethostname())
         self._validate()
 
     def _validate(self) -> None:
@@ -129,11 +135,19 @@ class Settings:
             fail("miss_limit", "must not be negative")
         if self.retention_months < 1:
             fail("retention_months", "must be at least 1")
+        if self.redis_url is not None and self.is_sqlite:
+            fail("redis_url", "cluster mode needs PostgreSQL (TONGBAN_DATABASE_URL)")
+        if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://")):
+            fail("redis_url", "must start with redis:// or rediss://")
         if self.calendar_fallback not in ("weekdays", "error"):
             fail("calendar_fallback", "must be 'weekdays' or 'error'")
         for server in self.ice_servers:
             if not isinstance(server, dict) or "urls" not in server:
                 fail("ice_servers", "each entry must be an object with 'urls'")
+
+    @property
+    def clustered(self) -> bool:
+        return self.redis_url is not None
 
     @property
     def is_sqlite(self) -> bool:

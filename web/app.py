@@ -128,7 +128,7 @@ async def healthz(request: web.Request) -> web.Response:
         checks["database"] = f"error: {type(err).__name__}"
         status = 503
     for name, probe in services.extra.get("health", {}).items():
-        checks[name] = probe()
+        checks[name] = await probe()
         if checks[name] != "ok":
             status = 503
     snap = await services.directory.snapshot()

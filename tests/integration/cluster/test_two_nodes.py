@@ -1,0 +1,100 @@
+"""Cluster mode: two nodes sharing the real Redis and PostgreSQL. Signaling crosses nodes
+through python-socketio's Redis manager, presence lives in Redis, deadlines in the database
+fire once whichever node is alive."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+import sqlalchemy as sa
+
+from storage import schema as s
+from tests.integration.signaling.test_calls import make_case
+
+REDIS_URL = os.environ.get("TONGBAN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(params=["postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """A cluster shares PostgreSQL; SQLite is single-node only."""
+    return str(request.param)
+
+
+@pytest.fixture(autouse=True)
+async def clean_presence() -> Any:
+    client = aioredis.from_url(REDIS_URL)
+    keys = [k async for k in client.scan_iter("tongban:presence:*")]
+    if keys:
+        await client.delete(*keys)
+    yield
+    await client.aclose()
+
+
+async def two_nodes(start_server: Any, **settings: Any) -> tuple[Any, Any]:
+    one = await start_server(redis_url=REDIS_URL, node_id="node-1", **settings)
+    two = await start_server(redis_url=REDIS_URL, node_id="node-2", **settings)
+    return one, two
+
+
+async def test_caller_on_one_node_callee_on_the_other(start_server: Any, sockets: Any) -> None:
+    one, two = await two_nodes(start_server)
+    case_id = await make_case(one)
+    caller = await sockets(one, "zz.a1")
+    h1 = await sockets(two, "fq.h1")
+    ack = await caller.call("call:request", {"case_id": case_id})
+    assert ack["ok"], ack
+    assert {p["username"]: p["online"] for p in ack["on_duty"]} == {
+        "fq.h1": True,
+        "fq.h2": False,
+    }, "presence is shared through Redis"
+    incoming = await h1.next("call:incoming")
+    assert incoming["call_id"] == ack["call_id"]
+    assert (await h1.call("call:accept", {"call_id": ack["call_id"]}))["ok"]
+    answered = await caller.next("call:answered")
+    assert answered["by"]["username"] == "fq.h1"
+    assert (await caller.call("call:hangup", {"call_id": ack["call_id"]}))["ok"]
+    assert (await h1.next("call:ended"))["reason"] == "hangup"
+    status, board = await (await one.browser("fq.sup")).get("/api/board")
+    (fq,) = [w for w in board["windows"] if w["code"] == "FQ-ZJ-01"]
+    assert {p["username"]: p["presence"] for p in fq["staff"]}["fq.h1"] == "online"
+    status, health = await (await two.browser()).get("/healthz")
+    assert health["checks"]["redis"] == "ok"
+
+
+async def test_a_stopped_node_s_deadlines_fire_once_on_the_other(
+    start_server: Any, sockets: Any
+) -> None:
+    one, two = await two_nodes(start_server, ring_timeout=1.0, ring_limit=2.0)
+    case_id = await make_case(one)
+    caller = await sockets(two, "zz.a1")
+    ack = await (await sockets(one, "fq.h2")).call("presence:set", {"status": "online"})
+    assert ack["ok"]
+    request = await caller.call("call:request", {"case_id": case_id})
+    assert request["ok"], request
+    await one.client.close()  # the node where a callee was connected goes away
+    overdue = await caller.next("call:overdue")
+    assert len(overdue["reminded"]) == 2
+    assert (await caller.next("call:ended"))["reason"] == "missed"
+    async with two.services.db.connect() as conn:
+        reminders = await conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(s.sms_outbox)
+            .where(s.sms_outbox.c.template == "reminder")
+        )
+        misses = await conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(s.misses)
+            .where(s.misses.c.call_id == request["call_id"])
+        )
+        fired = list(
+            await conn.execute(
+                sa.select(s.deadlines.c.kind, s.deadlines.c.fired_at).where(
+                    s.deadlines.c.call_id == request["call_id"]
+                )
+            )
+        )
+    assert reminders == 2 and misses == 2
+    assert sorted(k for k, at in fired if at is not None) == ["limit", "overdue"]
