@@ -39,7 +39,7 @@ def create_case(page: Any, applicant: str = "李四") -> str:
     expect(form).to_be_hidden()
     selected = page.locator("#case-list tr.selected td").nth(1)
     expect(selected).not_to_be_empty()
-    return str(selected.inner_text()).strip()
+    return str(selected.inner_text()).strip().splitlines()[0]
 
 
 def wait_online(page: Any) -> None:

@@ -29,6 +29,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--use-fake-ui-for-media-stream",
     "--allow-loopback-in-peer-connection",
+    "--lang=zh-CN",  # date inputs and built-in messages as a clerk's browser shows them
     # fake cameras at 30 fps: fake_device_0 is the face; fake_device_1 is a depth camera
     # (Y16) that a page can show but WebRTC cannot send; fake_device_2 is the 高拍仪
     "--use-fake-device-for-media-stream=device-count=3,fps=30",

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.calls import rate, ring_and_answer, wait_remote_video
+from tests.e2e.calls import FRAMES_DECODED, rate, ring_and_answer, wait_remote_video
 
 pytestmark = pytest.mark.e2e
 
@@ -24,6 +24,8 @@ def test_request_answer_talk_hang_up_rate_then_audit_the_recording(open_page: An
     expect(caller.locator("#recording")).to_have_text("录像中")  # R7
     expect(callee.locator("#btn-invite")).to_be_visible()  # R3: only the home side invites
     expect(caller.locator("#btn-invite")).to_have_count(0)
+    # a few seconds of conversation, so that the recording has something to play
+    caller.wait_for_function(f"async () => (await ({FRAMES_DECODED})()) > 120", polling=250)
 
     caller.get_by_role("button", name="挂断").click()
     expect(caller.locator("#call")).to_have_count(0)
@@ -47,11 +49,19 @@ def test_request_answer_talk_hang_up_rate_then_audit_the_recording(open_page: An
                 raise
     expect(row).to_contain_text("可调阅")
     row.get_by_role("button", name="播放").click()
-    auditor.wait_for_function(
-        "() => { const v = document.querySelector('#recording-video');"
-        " return v && v.currentTime > 1 && v.videoWidth > 0; }",
-        timeout=20_000,
-    )
+    try:
+        auditor.wait_for_function(
+            "() => { const v = document.querySelector('#recording-video');"
+            " return v && v.videoWidth > 0 && (v.currentTime > 1.5 || (v.ended && v.duration > 2)); }",
+            timeout=20_000,
+        )
+    except Exception as err:
+        state = auditor.evaluate(
+            "() => { const v = document.querySelector('#recording-video'); return v && "
+            "{t: v.currentTime, d: v.duration, w: v.videoWidth, rs: v.readyState, "
+            "paused: v.paused, ended: v.ended, error: v.error && v.error.message}; }"
+        )
+        raise AssertionError(f"the recording does not play in the page: {state}") from err
     with auditor.expect_download() as download_info:
         row.get_by_role("link", name="下载").click()
     path = download_info.value.path()

@@ -49,13 +49,14 @@ export function mount(root, me) {
 
   function renderRows() {
     replace(results, table(rows, [
-      { title: "案件编号", render: (r) => display(pick(r, "case_no", "case.case_no")) },
+      { title: "案件编号", render: (r) => h("div", {}, display(pick(r, "case_no", "case.case_no")), h("div", { class: "hint" }, pick(r, "matter.name") || "")) },
       { title: "通话时间", render: (r) => fmtDateTime(pick(r, "started_at", "created_at")) },
       { title: "时长", render: (r) => fmtDuration(pick(r, "duration_s")) },
       { title: "窗口 / 人员", render: (r) => participants(r) },
       { title: "状态", render: (r) => stateTag(r) },
-      { title: "保留至", render: (r) => (isHeld(r) ? h("span", { class: "tag tag-amber" }, "法律保全中，不会删除")
-        : fmtDate(pick(r, "expires_at"))) },
+      { title: "保留至", render: (r) => (isHeld(r)
+        ? h("div", {}, h("span", { class: "tag tag-amber" }, "法律保全中，不会删除"), h("div", { class: "hint" }, pick(r, "legal_hold_reason", "hold_reason") || ""))
+        : pick(r, "expires_on") || fmtDate(pick(r, "expires_at"))) },
       { title: "操作", render: (r) => h("div", { class: "btn-row", style: "margin:0" },
         h("button", { type: "button", class: "btn btn-primary", dataset: { recordingId: r.id }, onclick: () => play(r), disabled: !playable(r) }, "播放"),
         h("a", { class: "btn", href: downloadUrl(r), download: "", dataset: { recordingId: r.id }, "aria-disabled": String(!playable(r)) }, "下载"),
@@ -74,7 +75,7 @@ export function mount(root, me) {
       h("h2", {}, `播放录像 · ${display(pick(r, "case_no", "case.case_no"))} · ${fmtDateTime(pick(r, "started_at"))}`),
       video,
       h("p", { class: "hint" },
-        videos > 1 ? `本录像包含 ${videos} 路视频（双方人像、高拍仪）和音频。` : "本录像包含通话各方的视频和音频。",
+        videos > 1 ? `本录像包含 ${videos} 路视频（${(r.tracks || []).filter((t) => t.kind === "video").map(trackName).join("、")}）和音频。` : "本录像包含通话各方的视频和音频。",
         "浏览器只能播放其中第一路视频及声音；查看双方画面并排或高拍仪画面，请“下载”后用 VLC 等支持多视频轨的播放器打开。"),
       h("div", { class: "btn-row" },
         h("a", { class: "btn", href: downloadUrl(r), download: "" }, "下载"),
@@ -89,7 +90,7 @@ export function mount(root, me) {
       const text = h("textarea", { id: "hold-reason", name: "reason", maxlength: 200, required: true });
       const form2 = h("form", { id: "hold-form" },
         h("h2", {}, holding ? "法律保全" : "解除法律保全"),
-        h("p", {}, holding ? "保全期间该录像不会因保存期满而删除。" : `解除后，录像将在保存期满（${fmtDate(pick(r, "expires_at"))}）后自动删除。`),
+        h("p", {}, holding ? "保全期间该录像不会因保存期满而删除。" : `解除后，录像将在保存期满（${pick(r, "expires_on") || fmtDate(pick(r, "expires_at"))}）后自动删除。`),
         h("label", { for: "hold-reason" }, "理由（如案件编号、调查函号）"), text, error,
         h("div", { class: "btn-row" },
           h("button", { type: "submit", class: "btn btn-primary" }, holding ? "保全" : "解除保全"),
@@ -108,7 +109,7 @@ export function mount(root, me) {
     if (!reason) return;
     try {
       const updated = await post(`/api/recordings/${r.id}/hold`, { hold: holding, reason });
-      Object.assign(r, updated && typeof updated === "object" && updated.id ? updated : { hold: holding, hold_reason: reason });
+      Object.assign(r, updated && typeof updated === "object" && updated.id ? updated : { legal_hold: holding, legal_hold_reason: reason });
       toast(holding ? "已设置法律保全。" : "已解除法律保全。");
       renderRows();
     } catch (err) {
@@ -123,12 +124,17 @@ function field(id, title, input) {
   return h("div", {}, h("label", { for: id }, title), input);
 }
 
+function trackName(t) {
+  const who = t.participant || "";
+  return t.label === "document" ? `${who} 高拍仪` : `${who} 人像`;
+}
+
 function downloadUrl(r) {
   return `/api/recordings/${encodeURIComponent(r.id)}/download`;
 }
 
 function isHeld(r) {
-  return Boolean(pick(r, "hold", "legal_hold", "held"));
+  return Boolean(r.legal_hold ?? r.hold);
 }
 
 function playable(r) {
@@ -137,14 +143,17 @@ function playable(r) {
 
 function stateTag(r) {
   const s = r.state || "ready";
-  const text = { ready: "可调阅", recording: "录制中", finalising: "处理中", failed: "录制失败", purged: "已删除" }[s] || s;
-  return h("span", { class: `tag ${s === "ready" ? "tag-green" : s === "failed" ? "tag-red" : "tag-amber"}` }, text);
+  const text = { ready: "可调阅", recording: "录制中", finalising: "处理中", failed: "录制失败", deleted: "已到期删除" }[s] || s;
+  const tag = h("span", { class: `tag ${s === "ready" ? "tag-green" : s === "failed" || s === "deleted" ? "tag-red" : "tag-amber"}` }, text);
+  return r.error ? h("div", {}, tag, h("div", { class: "hint" }, r.error)) : tag;
 }
 
+const MEMBER_ROLES = { caller: "申请地", callee: "属地", expert: "专家" };
+
 function participants(r) {
-  const list = pick(r, "participants", "members") || [];
-  if (Array.isArray(list) && list.length) {
-    return list.map((p) => h("div", {}, `${p.display_name || p.username}${p.window ? ` · ${display(p.window)}` : p.hall ? ` · ${p.hall}` : ""}`));
-  }
-  return display(pick(r, "window", "windows"));
+  const windows = [r.applicant_window, r.home_window].filter(Boolean)
+    .map((w) => h("div", {}, `${w.hall || ""} · ${w.name || w.code || ""}`));
+  const people = (r.participants || []).map((p) => h("div", { class: "hint" },
+    `${MEMBER_ROLES[p.role] || p.role || ""} ${p.display_name || p.username}`));
+  return windows.length || people.length ? h("div", {}, windows, people) : display(pick(r, "window"));
 }

@@ -76,6 +76,7 @@ class CallView {
       this.audioBox,
       h("div", { class: "controls" }, this.muteBtn, this.camBtn, this.docBtn, this.inviteBtn, this.hangupBtn));
     document.body.append(this.root);
+    if (this.info.recording) this.recordingState(this.info.recording);
     this.renderPeople();
     this.tick = setInterval(() => {
       this.clock.textContent = fmtClock((Date.now() - this.startedAt) / 1000);
@@ -256,6 +257,8 @@ class CallView {
       const queued = this.pendingCandidates.splice(0);
       for (const candidate of queued) this.sendCandidate(candidate);
       this.renderRemote();
+      if (ack.needs) this.ensureReceivers(ack.needs);
+      if (ack.renegotiate) this.again = true; // more remote tracks than this offer could carry
     } catch (err) {
       if (this.ended) return;
       console.error("negotiation failed", err);

@@ -39,12 +39,9 @@ export function casePicker({ onSelect }) {
         type: "radio", name: "case", value: String(c.id), checked: selected && selected.id === c.id,
         "aria-label": `选择案件 ${c.case_no}`, onchange: () => choose(c),
       }) },
-      { title: "案件编号", key: "case_no" },
+      { title: "案件编号", render: (c) => h("div", {}, c.case_no, h("div", { class: "hint" }, fmtDateTime(c.created_at))) },
       { title: "事项", key: "matter_name" },
-      { title: "申请人", key: "applicant_name" },
-      { title: "身份证号", key: "applicant_id_number" },
-      { title: "属地窗口", render: (c) => (c.home_window ? `${c.home_window.hall} · ${c.home_window.name}` : "无对应窗口") },
-      { title: "登记时间", render: (c) => fmtDateTime(c.created_at) },
+      { title: "申请人", render: (c) => h("div", {}, c.applicant_name, h("div", { class: "hint" }, c.applicant_id_number)) },
     ], {
       empty: "还没有案件。请点击“新建案件”登记申请人的材料信息。",
       rowAttrs: (c) => ({ class: selected && selected.id === c.id ? "selected" : "", onclick: (ev) => {

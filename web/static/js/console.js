@@ -26,6 +26,7 @@ export function mount(root, me) {
     presence: sessionStorage.getItem("tongban.presence") || "online",
     presenceAck: null,
     lastEnded: null,
+    recording: new Map(), // callId -> last call:recording state (it may come before the call view)
   };
   const offs = [];
 
@@ -217,7 +218,7 @@ export function mount(root, me) {
     state.inCall = String(info.callId);
     stopRinging();
     render();
-    const result = await openCall({ ...info, me });
+    const result = await openCall({ ...info, me, recording: state.recording.get(String(info.callId)) });
     state.inCall = null;
     state.outgoing = null;
     state.lastEnded = `上一次通话：${END_REASONS[result.reason] || "已结束"}。`;
@@ -280,6 +281,7 @@ export function mount(root, me) {
 
   const isOutgoing = (d) => state.outgoing && String(state.outgoing.callId) === String(d.call_id);
   offs.push(
+    socket.on("call:recording", (d) => state.recording.set(String(d.call_id), d.state)),
     socket.on("call:ringing", (d) => {
       if (!isOutgoing(d)) return;
       Object.assign(state.outgoing, { window: d.window || state.outgoing.window, onDuty: normaliseOnDuty(d.on_duty), online: d.online });
