@@ -63,6 +63,7 @@ def main() -> int:
         caller = page_for("zz.a1")
         callee = page_for("fq.h1")
         caller.get_by_role("button", name="新建案件").click()
+        caller.locator("#region_code").select_option("410727")
         caller.locator("#applicant_name").fill("张三")
         caller.locator("#applicant_id_number").press_sequentially("410727199003071230")
         shot(caller, "applicant-case-form")
@@ -101,7 +102,9 @@ def main() -> int:
         expect(auditor.locator("#recordings table")).to_be_visible()
         shot(auditor, "auditor")
 
-        shot(page_for("admin"), "admin")
+        admin = page_for("admin")
+        expect(admin.locator("#accounts table")).to_be_visible()
+        shot(admin, "admin")
         browser.close()
     return 0
 

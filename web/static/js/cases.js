@@ -101,6 +101,7 @@ async function caseForm({ onCreated, onCancel }) {
       directory.matters.map((m) => h("option", { value: m.code }, `${m.name}（${m.code}）`))),
     h("label", { for: "region_code" }, "属地（事项所属地）"),
     h("select", { id: "region_code", name: "region_code", required: true },
+      h("option", { value: "" }, "请选择事项所属地"),
       directory.regions.map((r) => h("option", { value: r.code }, `${r.name || r.code}（${r.code}）`))),
     h("label", { for: "applicant_name" }, "申请人姓名"),
     h("input", { id: "applicant_name", name: "applicant_name", maxlength: 60, required: true, autocomplete: "off" }),
@@ -149,6 +150,12 @@ async function caseForm({ onCreated, onCancel }) {
       idFeedback.textContent = id.message;
       idInput.setAttribute("aria-invalid", "true");
       idInput.focus();
+      return;
+    }
+    if (!fields.region_code.value) {
+      error.textContent = "请选择事项所属地（属地）。";
+      error.hidden = false;
+      fields.region_code.focus();
       return;
     }
     const phone = fields.applicant_phone.value.trim();
