@@ -153,7 +153,8 @@ async def _close_sockets(app: web.Application) -> None:
     so a stopping node does not wait out its shutdown timeout on live WebSockets (their
     clients reconnect to another node)."""
     sio = app[SIO]
-    await sio.eio.disconnect()  # every client of this node
+    if sio.eio.sockets:  # engine.io's disconnect-all fails on an empty set
+        await sio.eio.disconnect()  # every client of this node
     await sio.shutdown()
 
 
