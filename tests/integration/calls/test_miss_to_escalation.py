@@ -4,19 +4,30 @@ supervisor is told in the app and by SMS."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from oversight.rules import month_of
 from storage import schema as s
 from tests.integration.signaling.test_calls import make_case
+from tests.support.aliyun_double import AliyunDouble
+
+
+@pytest.fixture
+async def aliyun() -> AsyncIterator[AliyunDouble]:
+    double = AliyunDouble()
+    await double.start()
+    yield double
+    await double.stop()
 
 
 async def test_four_missed_calls_confirmed_escalate_to_xinxiang(
-    start_server: Any, sockets: Any
+    start_server: Any, sockets: Any, aliyun: AliyunDouble
 ) -> None:
-    server = await start_server(ring_timeout=0.3, ring_limit=0.6)
+    server = await start_server(ring_timeout=0.3, ring_limit=0.6, **aliyun.settings())
     case_id = await make_case(server)
     caller = await sockets(server, "zz.a1")
     xx = await sockets(server, "xx.sup")
@@ -60,3 +71,17 @@ async def test_four_missed_calls_confirmed_escalate_to_xinxiang(
         )
     assert [r.phone for r in sms] == ["13800000031"], "to xx.sup"
     assert reminders == 8, "one reminder per on-duty staff member per call"
+
+    # through the real Aliyun SDK to the double, which checks every signature: the first
+    # reminder to each phone at once (later ones are coalesced), and the escalation
+    def sent(template: str) -> list[str]:
+        code = aliyun.template_codes[template]
+        return sorted(m.phone for m in aliyun.messages if m.template_code == code)
+
+    for _ in range(200):
+        if sent("escalation") and len(set(sent("reminder"))) == 2:
+            break
+        await aliyun.wait_for_requests(aliyun.requests + 1, within=10)
+    assert sent("escalation") == ["13800000031"]
+    assert set(sent("reminder")) == {"13800000011", "13800000012"}
+    assert aliyun.rejected == [], "every request carried a valid signature"
