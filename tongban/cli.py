@@ -61,10 +61,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from web.app import create_app
     from web.http import AccessLogger
 
-    ssl_context = None
-    if settings.tls_cert and settings.tls_key:
-        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ssl_context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    ssl_context = server_ssl_context(settings)
     scheme = "https" if ssl_context else "http"
     log.info("serving on %s://%s:%s", scheme, args.host, args.port)
     web.run_app(
@@ -76,6 +73,20 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         print=None,
     )
     return 0
+
+
+def server_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """HTTPS when a certificate is configured (browsers open the camera only on a secure
+    origin); plain HTTP for 127.0.0.1 and behind a TLS-terminating proxy."""
+    if not (settings.tls_cert and settings.tls_key):
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    except (OSError, ssl.SSLError) as err:
+        raise SettingsError(f"TONGBAN_TLS_CERT/TONGBAN_TLS_KEY: cannot load: {err}") from err
+    return context
 
 
 def cmd_purge(settings: Settings, _args: argparse.Namespace) -> int:
