@@ -64,13 +64,38 @@ def ring_and_answer(caller: Any, callee: Any) -> str:
     return case_no
 
 
+def wait_decoded_frames(
+    page: Any, *, more: int = 0, at_least: int = 0, timeout_ms: int = 20_000
+) -> int:
+    """Waits in the page until inbound video has decoded ``more`` frames than now (and at
+    least ``at_least`` in all); returns the count. (``wait_for_function`` does not await an
+    async predicate, so the page polls its own getStats here.)"""
+    return int(
+        page.evaluate(
+            """async ([more, atLeast, timeoutMs]) => {
+              const frames = """
+            + FRAMES_DECODED
+            + """;
+              const start = await frames();
+              const deadline = Date.now() + timeoutMs;
+              for (;;) {
+                const now = await frames();
+                if (now > start + more && now >= atLeast) return now;
+                if (Date.now() > deadline) {
+                  throw new Error(`decoded video frames did not rise enough: ${start} -> ${now}`);
+                }
+                await new Promise((r) => setTimeout(r, 200));
+              }
+            }""",
+            [more, at_least, timeout_ms],
+        )
+    )
+
+
 def wait_remote_video(page: Any, count: int = 1, timeout: float = 20_000) -> None:
     """``count`` remote videos are playing and decoded frames keep rising."""
     page.wait_for_function(f"() => ({PLAYING_VIDEOS})() >= {count}", timeout=timeout)
-    before = page.evaluate(FRAMES_DECODED)
-    page.wait_for_function(
-        f"async () => (await ({FRAMES_DECODED})()) > {before} + 15", timeout=timeout, polling=250
-    )
+    wait_decoded_frames(page, more=15 * count, timeout_ms=int(timeout))
 
 
 def rate(page: Any, score: int, comment: str = "") -> None:

@@ -82,7 +82,11 @@ def open_page(server: RunningServer, browser: Any) -> Iterator[Callable[..., Any
     for context in contexts:
         for page in context.pages:  # a failed test must not leave its call ringing on
             with contextlib.suppress(Exception):
-                page.evaluate("() => window.__tongbanCall && window.__tongbanCall.hangup()")
+                page.evaluate(
+                    "() => { if (window.__tongbanCall) window.__tongbanCall.hangup();"
+                    " document.querySelector('#btn-cancel')?.click(); }"
+                )
+                page.wait_for_timeout(300)  # let the hang-up or cancel reach the server
         context.close()
     if logs:
         print("---- browser console ----")

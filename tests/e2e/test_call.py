@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.calls import FRAMES_DECODED, rate, ring_and_answer, wait_remote_video
+from tests.e2e.calls import rate, ring_and_answer, wait_decoded_frames, wait_remote_video
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,7 @@ def test_request_answer_talk_hang_up_rate_then_audit_the_recording(open_page: An
     expect(callee.locator("#btn-invite")).to_be_visible()  # R3: only the home side invites
     expect(caller.locator("#btn-invite")).to_have_count(0)
     # a few seconds of conversation, so that the recording has something to play
-    caller.wait_for_function(f"async () => (await ({FRAMES_DECODED})()) > 120", polling=250)
+    wait_decoded_frames(caller, at_least=120)
 
     caller.get_by_role("button", name="挂断").click()
     expect(caller.locator("#call")).to_have_count(0)

@@ -88,7 +88,7 @@ export function mount(root, me) {
     const reason = await dialog((close) => {
       const error = h("div", { class: "error-box", role: "alert", hidden: true });
       const text = h("textarea", { id: "hold-reason", name: "reason", maxlength: 200, required: true });
-      const form2 = h("form", { id: "hold-form" },
+      const form2 = h("form", { id: "hold-form", novalidate: true },
         h("h2", {}, holding ? "法律保全" : "解除法律保全"),
         h("p", {}, holding ? "保全期间该录像不会因保存期满而删除。" : `解除后，录像将在保存期满（${pick(r, "expires_on") || fmtDate(pick(r, "expires_at"))}）后自动删除。`),
         h("label", { for: "hold-reason" }, "理由（如案件编号、调查函号）"), text, error,

@@ -177,7 +177,7 @@ export function mount(root, me) {
     const reason = await dialog((close) => {
       const error = h("div", { class: "error-box", role: "alert", hidden: true });
       const text = h("textarea", { id: "decline-reason", name: "reason", maxlength: 200, required: true, placeholder: "请写明拒绝的原因（必填）" });
-      const form = h("form", { id: "decline-form" },
+      const form = h("form", { id: "decline-form", novalidate: true },
         h("h2", {}, "拒绝协助请求"),
         h("p", { class: "hint" }, "按规定，属地窗口不得无故拒绝视频协助，请写明原因。原因会告知申请地窗口并计入报表。"),
         h("div", { class: "btn-row" }, DECLINE_PRESETS.map((p) => h("button", {

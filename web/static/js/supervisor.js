@@ -111,7 +111,7 @@ export function mount(root, me) {
     const reason = await dialog((close) => {
       const error = h("div", { class: "error-box", role: "alert", hidden: true });
       const text = h("textarea", { id: "verify-reason", name: "reason", maxlength: 200, required: true });
-      const form = h("form", { id: "verify-form" },
+      const form = h("form", { id: "verify-form", novalidate: true },
         h("h2", {}, verdict === "confirmed" ? "确认未接（计入当月未接次数）" : "免责（不计入未接次数）"),
         h("p", {}, `${display(pick(miss, "staff", "person", "username"))} · ${fmtDateTime(pick(miss, "requested_at", "at", "created_at"))}`),
         h("label", { for: "verify-reason" }, verdict === "confirmed" ? "确认理由" : "免责理由（如请假、培训、系统故障）"),
