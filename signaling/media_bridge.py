@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from datetime import datetime
 from typing import Any
 
@@ -60,7 +58,6 @@ class MediaBridge:
         recordings: RecordingService,
         sio: socketio.AsyncServer,
         node_id: str,
-        on_sms: Callable[[], None] = lambda: None,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -69,7 +66,6 @@ class MediaBridge:
         self.recordings = recordings
         self._sio = sio
         self.node_id = node_id
-        self._on_sms = on_sms
         self.calls: CallService | None = None
         self._tasks: set[asyncio.Future[None]] = set()
         recordings.listeners.append(self.recording_changed)
@@ -134,7 +130,7 @@ class MediaBridge:
         self.recordings.finish_soon(call_id)
 
     def sms_queued(self) -> None:
-        self._on_sms()
+        return None  # the signaling layer wakes the SMS worker
 
     def deadline_added(self, due_at: datetime) -> None:
         return None
@@ -220,7 +216,7 @@ async def _media_ctx(app: web.Application) -> AsyncIterator[None]:
         engine=engine,
         recordings=recordings,
         sio=app[SIO],
-        node_id=socket.gethostname() + f":{os.getpid()}",
+        node_id=settings.node_id,
     )
     await recordings.recover()
     recordings.start_syncing()
