@@ -96,3 +96,17 @@ def test_outside_office_hours_names_the_next_opening(open_page: Any) -> None:
     error = caller.locator("#request-error")
     expect(error).to_contain_text("不在办公时间")
     expect(error).to_contain_text("下次开放时间")
+
+
+def test_a_reloaded_page_rejoins_the_running_call(open_page: Any) -> None:
+    """A clerk who reloads (or whose browser restarts) mid-call is back in it with video."""
+    caller = open_page("zz.a1")
+    callee = open_page("fq.h1")
+    ring_and_answer(caller, callee)
+    wait_remote_video(callee)
+    callee.reload()
+    expect(callee.locator("#call")).to_be_visible()
+    wait_remote_video(callee)
+    wait_remote_video(caller)
+    caller.get_by_role("button", name="挂断").click()
+    expect(callee.locator("form#rating-form")).to_be_visible()

@@ -60,20 +60,16 @@ def test_applicant_console_has_the_contract_words(open_page: Any) -> None:
     expect(page.get_by_role("button", name="新建案件")).to_be_visible()
 
 
-def test_reload_after_login_elsewhere_explains_why(open_page: Any) -> None:
-    """One live session per account (R8): the first page learns it was replaced."""
+def test_login_elsewhere_ends_this_page_and_says_why(open_page: Any) -> None:
+    """One live session per account (R8): ``session:revoked`` sends the first page to the
+    login form at once; reloading it still says why."""
     first = open_page("fq.h2")
     open_page("fq.h2")
+    expect(first.locator("#login-message")).to_contain_text("该账号已在其他地方登录")
+    expect(first.locator("#topbar")).to_be_hidden()
     first.reload()
     expect(first.locator("#login-message")).to_contain_text("该账号已在其他地方登录")
     expect(first.locator("form#login-form")).to_be_visible()
-
-
-def test_login_elsewhere_is_pushed_without_a_reload(open_page: Any) -> None:
-    """``session:revoked`` over Socket.IO (or the next API call) sends the page to login."""
-    first = open_page("fq.h2")
-    open_page("fq.h2")
-    expect(first.locator("#login-message")).to_contain_text("该账号已在其他地方登录", timeout=10_000)
 
 
 def test_change_own_password_then_log_in_with_it(open_page: Any) -> None:

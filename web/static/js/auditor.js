@@ -76,7 +76,7 @@ export function mount(root, me) {
       video,
       h("p", { class: "hint" },
         videos > 1 ? `本录像包含 ${videos} 路视频（${(r.tracks || []).filter((t) => t.kind === "video").map(trackName).join("、")}）和音频。` : "本录像包含通话各方的视频和音频。",
-        "浏览器只能播放其中第一路视频及声音；查看双方画面并排或高拍仪画面，请“下载”后用 VLC 等支持多视频轨的播放器打开。"),
+        "注意：浏览器只播放其中第一路视频和第一路声音（通常是申请地一方）；要看双方画面、高拍仪画面并听到双方声音，请“下载”后用 VLC 等支持多音视频轨的播放器打开。"),
       h("div", { class: "btn-row" },
         h("a", { class: "btn", href: downloadUrl(r), download: "" }, "下载"),
         h("button", { type: "button", class: "btn", onclick: () => { video.pause(); player.hidden = true; replace(player); } }, "关闭播放")));
