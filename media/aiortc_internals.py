@@ -32,6 +32,8 @@ from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
+from pylibsrtp._binding import ffi as srtp_ffi
+from pylibsrtp._binding import lib as srtp_lib
 
 PINNED_VERSIONS = {"aiortc": "1.16.0", "aioice": "0.13.0"}
 
@@ -66,6 +68,13 @@ RELIED_ON: tuple[tuple[str, str], ...] = (
     ("aioice.ice.CandidatePair", "remote_addr"),
     ("aiortc.rtcrtpsender module", "get_encoder"),
     ("aiortc.codecs.vpx.Vp8Encoder", "target_bitrate"),
+    ("pylibsrtp.Session instance", "_srtp"),
+    ("pylibsrtp.Session instance", "_cdata"),
+    ("pylibsrtp.Session instance", "_buffer"),
+    ("pylibsrtp._binding.lib", "srtp_protect"),
+    ("pylibsrtp._binding.lib", "srtp_unprotect"),
+    ("pylibsrtp._binding.lib", "srtp_protect_rtcp"),
+    ("pylibsrtp._binding.lib", "srtp_unprotect_rtcp"),
 )
 
 
@@ -278,6 +287,83 @@ def install_packet_hooks(
     setattr(dtls, "_handle_rtcp_data", handle_rtcp)  # noqa: B010
 
 
+class FastSrtp:
+    """pylibsrtp's ``Session.protect``/``unprotect`` minus its per-call overhead.
+
+    Same libsrtp calls on the same session and buffer, without the per-packet ``ffi.new``,
+    type check and extra Python frames (about a third of the SRTP cost per packet). Holds
+    the session so its libsrtp context stays alive. Raises ``pylibsrtp.Error`` like it.
+    """
+
+    __slots__ = ("_buffer", "_cdata", "_ctx", "_len", "_room", "session")
+
+    def __init__(self, session: pylibsrtp.Session) -> None:
+        self.session = session
+        self._ctx = session._srtp[0]
+        self._cdata = session._cdata
+        self._buffer = session._buffer
+        self._room = len(session._cdata)
+        self._len = srtp_ffi.new("int *")
+
+    def _run(self, data: bytes, func: Any, trailer: int) -> bytes:
+        n = len(data)
+        if n > self._room - trailer:
+            raise ValueError("packet is too long")
+        self._buffer[0:n] = data
+        length = self._len
+        length[0] = n
+        rc = func(self._ctx, self._cdata, length)
+        if rc:
+            raise pylibsrtp.Error(f"libsrtp error {rc}")
+        result: bytes = self._buffer[0 : length[0]]
+        return result
+
+    def protect(self, data: bytes) -> bytes:
+        return self._run(data, srtp_lib.srtp_protect, 144)  # SRTP_MAX_TRAILER_LEN
+
+    def protect_rtcp(self, data: bytes) -> bytes:
+        return self._run(data, srtp_lib.srtp_protect_rtcp, 148)  # SRTCP trailer
+
+    def unprotect(self, data: bytes) -> bytes:
+        return self._run(data, srtp_lib.srtp_unprotect, 0)
+
+    def unprotect_rtcp(self, data: bytes) -> bytes:
+        return self._run(data, srtp_lib.srtp_unprotect_rtcp, 0)
+
+
+class PublicSrtp(FastSrtp):
+    """Fallback when a pylibsrtp upgrade moved FastSrtp's internals: its public methods.
+
+    (pylibsrtp is not pinned by the project; the unit test names what moved.)
+    """
+
+    def __init__(self, session: pylibsrtp.Session) -> None:
+        self.session = session
+
+    def protect(self, data: bytes) -> bytes:
+        return bytes(self.session.protect(data))
+
+    def protect_rtcp(self, data: bytes) -> bytes:
+        return bytes(self.session.protect_rtcp(data))
+
+    def unprotect(self, data: bytes) -> bytes:
+        return bytes(self.session.unprotect(data))
+
+    def unprotect_rtcp(self, data: bytes) -> bytes:
+        return bytes(self.session.unprotect_rtcp(data))
+
+
+def _fast(session: pylibsrtp.Session | None, cached: FastSrtp | None) -> FastSrtp | None:
+    if session is None:
+        return None
+    if cached is not None and cached.session is session:
+        return cached
+    try:
+        return FastSrtp(session)
+    except (AttributeError, TypeError, IndexError):
+        return PublicSrtp(session)
+
+
 def install_fast_receive(
     dtls: RTCDtlsTransport,
     on_rtp: Callable[[bytes], None],
@@ -296,16 +382,21 @@ def install_fast_receive(
     """
     connected = DtlsState.CONNECTED
     srtp_error = pylibsrtp.Error
+    fast: list[FastSrtp | None] = [None]  # the receive session, wrapped once
 
     for protocol in dtls.transport._connection._protocols:
         if "datagram_received" in protocol.__dict__:
             continue
         original = protocol.datagram_received
 
-        def datagram_received(
+        def handle(
             data: bytes, addr: tuple[Any, ...], original: Callable[..., None] = original
         ) -> None:
-            rx = dtls._rx_srtp
+            if len(data) < 2:
+                return  # never STUN, DTLS or SRTP (and aiortc's reader fails on b"")
+            rx = fast[0]
+            if rx is None or rx.session is not dtls._rx_srtp:
+                rx = fast[0] = _fast(dtls._rx_srtp, None)
             if 127 < data[0] < 192 and rx is not None and dtls._state is connected:
                 try:
                     if 191 < data[1] < 224:  # RTCP (RFC 5761)
@@ -319,7 +410,7 @@ def install_fast_receive(
                 return
             original(data, addr)
 
-        setattr(protocol, "datagram_received", datagram_received)  # noqa: B010
+        setattr(protocol, "datagram_received", handle)  # noqa: B010
 
 
 def uninstall_packet_hooks(dtls: RTCDtlsTransport) -> None:
@@ -339,11 +430,12 @@ class LegSender:
     pair per component and never changes it) and dropped when that socket closes.
     """
 
-    __slots__ = ("_dtls", "_route")
+    __slots__ = ("_dtls", "_route", "_tx")
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
         self._dtls = dtls
         self._route: tuple[Any, tuple[str, int]] | None = None
+        self._tx: FastSrtp | None = None
 
     @property
     def connected(self) -> bool:
@@ -355,6 +447,15 @@ class LegSender:
             return None
         self._route = (pair.protocol.transport, pair.remote_addr)
         return self._route
+
+    def _session(self) -> FastSrtp | None:
+        dtls = self._dtls
+        if dtls._state is not DtlsState.CONNECTED:
+            return None
+        tx = self._tx
+        if tx is None or tx.session is not dtls._tx_srtp:
+            tx = self._tx = _fast(dtls._tx_srtp, None)
+        return tx
 
     def _sendto(self, data: bytes) -> bool:
         route = self._route or self._find_route()
@@ -368,16 +469,14 @@ class LegSender:
         return True
 
     def send_rtp(self, packet: bytes) -> bool:
-        dtls = self._dtls
-        tx = dtls._tx_srtp
-        if dtls._state is not DtlsState.CONNECTED or tx is None:
+        tx = self._session()
+        if tx is None:
             return False
         return self._sendto(tx.protect(packet))
 
     def send_rtcp(self, packet: bytes) -> bool:
-        dtls = self._dtls
-        tx = dtls._tx_srtp
-        if dtls._state is not DtlsState.CONNECTED or tx is None:
+        tx = self._session()
+        if tx is None:
             return False
         return self._sendto(tx.protect_rtcp(packet))
 

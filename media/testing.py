@@ -111,6 +111,81 @@ class NumberedVideoTrack(MediaStreamTrack):
         return frame
 
 
+def encode_vp8_loop(
+    width: int, height: int, frames: int, bitrate: int, noise: int, keyframe_every: int = 150
+) -> list[bytes]:
+    """Numbered, textured frames 0..frames-1 encoded once as aiortc's VP8 encoder would.
+
+    Same libvpx settings as ``aiortc.codecs.vpx.Vp8Encoder`` (realtime, CBR at ``bitrate``)
+    plus a keyframe every ``keyframe_every`` frames, so a :class:`ReplayVideoTrack` puts
+    the same kind of packets on the wire without a client spending a quarter of a core per
+    640x480 stream on encoding: on a shared machine the clients, not the server, decide
+    whether 30 fps and ~325 packets/s per call actually reach the server.
+    """
+    codec = av.CodecContext.create("libvpx", "w")
+    codec.width, codec.height = width, height
+    codec.bit_rate = bitrate
+    codec.pix_fmt = "yuv420p"
+    codec.gop_size = keyframe_every
+    codec.thread_count = 1
+    codec.qmin, codec.qmax = 2, 56
+    codec.options = {
+        "bufsize": str(bitrate),
+        "cpu-used": "-6",
+        "deadline": "realtime",
+        "lag-in-frames": "0",
+        "minrate": str(bitrate),
+        "maxrate": str(bitrate),
+        "noise-sensitivity": "4",
+        "overshoot-pct": "15",
+        "partitions": "0",
+        "static-thresh": "1",
+        "undershoot-pct": "100",
+    }
+    table = noise_table(noise) if noise else None
+    out = []
+    for n in range(frames):
+        frame = encode_number(width, height, n, table)
+        frame.pts = n * (VIDEO_CLOCK // 30)
+        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        out.append(b"".join(bytes(p) for p in codec.encode(frame)))
+    return out
+
+
+class ReplayVideoTrack(MediaStreamTrack):
+    """Pre-encoded VP8 frames (see :func:`encode_vp8_loop`) at a steady rate, in a loop.
+
+    aiortc packetises them without encoding. Frame ``n`` shows ``n % len(frames)``;
+    ``sent_at`` holds the last time each number was sent. Keyframe requests are not
+    honoured (the loop has a keyframe every ``keyframe_every`` frames).
+    """
+
+    kind = "video"
+
+    def __init__(self, frames: list[bytes], fps: int = 30) -> None:
+        super().__init__()
+        self.frames, self.fps = frames, fps
+        self.count = 0
+        self.sent_at: dict[int, float] = {}
+        self._start: float | None = None
+
+    async def recv(self) -> av.Packet[Any]:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        delay = self._start + self.count / self.fps - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)  # media clock
+        n = self.count % len(self.frames)
+        packet = av.Packet(self.frames[n])
+        packet.pts = self.count * (VIDEO_CLOCK // self.fps)
+        packet.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        self.sent_at[n] = time.time()
+        self.count += 1
+        return packet
+
+
 class ToneTrack(MediaStreamTrack):
     """20 ms of 48 kHz mono audio per recv (a constant tone; Opus-encoded by aiortc)."""
 
@@ -168,14 +243,12 @@ def pin_video_bitrate(bits_per_second: int | None) -> None:
 
 
 async def inbound_rtp(pc: RTCPeerConnection) -> tuple[int, int]:
-    """(RTP packets on inbound streams, bytes on the transport) a client received so far."""
+    """(datagrams, bytes) a client's transport received so far (media, RTCP, ICE, DTLS)."""
     report = await pc.getStats()
     packets = octets = 0
     for stats in report.values():
-        kind = getattr(stats, "type", None)
-        if kind == "inbound-rtp":
+        if getattr(stats, "type", None) == "transport":
             packets += int(stats.packetsReceived)
-        elif kind == "transport":
             octets += int(stats.bytesReceived)
     return packets, octets
 
@@ -194,6 +267,7 @@ class ClientPeer:
         height: int = 240,
         fps: int = 30,
         noise: int = 0,
+        replay: list[bytes] | None = None,
         sent_at_lookup: Callable[[str, int], float | None] | None = None,
     ) -> None:
         self.name = name
@@ -202,7 +276,9 @@ class ClientPeer:
         self._fps = fps
         self._noise = noise
         self.tracks: dict[str, MediaStreamTrack] = {}
-        if video:
+        if video and replay is not None:
+            self.tracks["camera"] = ReplayVideoTrack(replay, fps)
+        elif video:
             self.tracks["camera"] = NumberedVideoTrack(width, height, fps, noise)
         if document:
             self.tracks["document"] = NumberedVideoTrack(width, height, fps, noise)

@@ -33,7 +33,9 @@ from typing import Any
 LOOPBACK = ["127.0.0.1"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TARGET_BITRATE = 1_000_000
+MODES = ["forward", "naive"]
 REF_PACKETS = 325  # packets/s of one such call (both directions), as in NOTES-webrtc.md
+REPLAY_FRAMES = 300  # a 10 s loop, keyframe every 5 s
 NOISE = 8  # luma texture amplitude: makes VP8 at 640x480 use its 1 Mbit/s
 
 
@@ -45,11 +47,11 @@ def rss_kib(pid: int | None = None) -> int:
     return 0
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), from /proc/<pid>/stat."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(utime, stime) of a process (all its threads) in seconds, from /proc/<pid>/stat."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK  # fields 14, 15 of proc(5)
 
 
 def remove_dir(path: str) -> int:
@@ -169,27 +171,49 @@ async def server_main(mode: str, record_dir: str, profile: str | None) -> None:
 # ------------------------------------------------------------------------------ client role
 
 
-def frame_gaps(numbers: list[int]) -> tuple[int, int]:
+def frame_gaps(numbers: list[int], modulus: int = 1 << 16) -> tuple[int, int]:
     """(frames skipped, implausible jumps) in a receiver's decoded frame numbers.
 
-    A jump forward of up to 300 frames counts its skipped frames; anything else (backwards,
+    Numbers count modulo ``modulus`` (the replay loop's length, or 2**16). A jump forward
+    of up to 300 frames (half the loop at most) counts its skipped frames; anything else (backwards,
     or a misread number in a badly degraded picture) is counted as garbled, not as 65,000
     missing frames.
     """
     missing = garbled = 0
     for a, b in itertools.pairwise(numbers):
-        d = (b - a) & 0xFFFF
-        if 1 <= d <= 300:
+        d = (b - a) % modulus
+        if 1 <= d <= min(300, modulus // 2):
             missing += d - 1
         elif d != 0:
             garbled += 1
     return missing, garbled
 
 
-async def client_main(port: int, call_id: str, width: int, height: int) -> None:
+def save_frames(path: str, frames: list[bytes]) -> None:
+    with open(path, "wb") as f:
+        for frame in frames:
+            f.write(len(frame).to_bytes(4, "big") + frame)
+
+
+def load_frames(path: str) -> list[bytes]:
+    with open(path, "rb") as f:
+        data = f.read()
+    frames, i = [], 0
+    while i < len(data):
+        n = int.from_bytes(data[i : i + 4], "big")
+        frames.append(data[i + 4 : i + 4 + n])
+        i += 4 + n
+    return frames
+
+
+async def client_main(
+    port: int, call_id: str, width: int, height: int, replay_file: str | None
+) -> None:
     from media.testing import ClientPeer, inbound_rtp, pin_video_bitrate
 
     pin_video_bitrate(TARGET_BITRATE)
+    replay = load_frames(replay_file) if replay_file else None
+    modulus = len(replay) if replay else 1 << 16
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     lock = asyncio.Lock()
 
@@ -215,6 +239,7 @@ async def client_main(port: int, call_id: str, width: int, height: int) -> None:
             width=width,
             height=height,
             noise=NOISE,
+            replay=replay,
             sent_at_lookup=sent_at(name),
         )
 
@@ -268,7 +293,7 @@ async def client_main(port: int, call_id: str, width: int, height: int) -> None:
             if r.kind == "video":
                 window = r.numbers[n0:]
                 fps.append(len(window) / elapsed)
-                gaps, bad = frame_gaps(window)
+                gaps, bad = frame_gaps(window, modulus)
                 missing += gaps
                 garbled += bad
                 latencies += r.latencies[l0:]
@@ -344,7 +369,7 @@ async def measure(
 ) -> dict[str, Any]:
     record_dir = tempfile.mkdtemp(prefix="bench-media-")
     extra = ["--record-dir", record_dir]
-    if args.profile and mode == "forward":
+    if args.profile and mode.startswith("forward"):
         extra += ["--profile", args.profile]
     server = await spawn("--role", "server", "--mode", mode, *extra, *(server_args or []))
     procs = [server]
@@ -360,6 +385,7 @@ async def measure(
                 f"c{i}",
                 "--size",
                 args.size,
+                *(["--replay-file", args.replay_file] if args.replay_file else []),
             )
             for i in range(args.calls)
         ]
@@ -368,11 +394,11 @@ async def measure(
             await recv(c, within=90)
         await asyncio.sleep(args.warmup)  # let bitrate and CPU settle (a measurement)
         start = await ask(server, {"cmd": "mark"})
-        cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+        cpu0, t0 = cpu_times(server.pid), time.monotonic()
         for c in clients:
             await send(c, {"cmd": "start"})
         await asyncio.sleep(args.seconds)
-        cpu1, t1 = cpu_seconds(server.pid), time.monotonic()
+        cpu1, t1 = cpu_times(server.pid), time.monotonic()
         end = await ask(server, {"cmd": "mark"})
         for c in clients:
             await send(c, {"cmd": "stop"})
@@ -381,7 +407,8 @@ async def measure(
         await stop_all(procs)
         recorded = remove_dir(record_dir)
     wall = t1 - t0
-    cpu = cpu1 - cpu0
+    cpu = sum(cpu1) - sum(cpu0)
+    system_share = (cpu1[1] - cpu0[1]) / cpu if cpu else 0.0
     forwarded = end["packets_out"] - start["packets_out"]
     rx_packets = sum(r["rx_packets"] for r in results)
     rx_bytes = sum(r["rx_bytes"] for r in results)
@@ -408,6 +435,7 @@ async def measure(
         "p95_ms": lat[int(len(lat) * 0.95)] * 1000 if lat else None,
         "mem_per_call_mib": (end["rss"] - hello["rss"]) / 1024 / args.calls,
         "rss_mib": end["rss"] / 1024,
+        "system_share": system_share,
         "recorded_packets": end["recorded"] - start["recorded"],
         "recorded_mib": recorded / 2**20,
         "forward_stats": end["stats"],
@@ -465,6 +493,8 @@ def kept_up(row: dict[str, Any]) -> bool:
 
 async def orchestrate(args: argparse.Namespace) -> None:
     modes = [m for m in args.modes.split(",") if m]
+    if unknown := set(modes) - set(MODES):
+        raise SystemExit(f"unknown mode(s) {', '.join(sorted(unknown))}; choose from {MODES}")
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
     for i in range(args.repeat):
         for mode in modes:
@@ -472,7 +502,8 @@ async def orchestrate(args: argparse.Namespace) -> None:
             runs[mode].append(row)
             if args.verbose:
                 print(f"run {i + 1} {mode}:", table([row]).splitlines()[-1], flush=True)
-                if mode == "forward":
+                print(f"  kernel share of server CPU: {row['system_share']:.0%}", flush=True)
+                if mode.startswith("forward"):
                     print("  server counters:", row["forward_stats"], flush=True)
                     print(
                         f"  recorded {row['recorded_packets']} packets, "
@@ -488,7 +519,8 @@ async def orchestrate(args: argparse.Namespace) -> None:
     print(
         f"{args.calls} recorded 1:1 calls, {args.seconds:.0f} s measured after "
         f"{args.warmup:.0f} s warm-up, {args.repeat} run(s) per mode (median, min–max); "
-        f"clients: VP8 {args.size} 30 fps at {TARGET_BITRATE // 1000} kbit/s + Opus, "
+        f"clients ({args.clients}): VP8 {args.size} 30 fps at {TARGET_BITRATE // 1000} "
+        "kbit/s + Opus, "
         f"loopback; nproc {os.cpu_count()}, load average before "
         f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}"
     )
@@ -531,21 +563,40 @@ def main() -> None:
     parser.add_argument(
         "--role", choices=["orchestrator", "server", "client"], default="orchestrator"
     )
-    parser.add_argument("--mode", choices=["forward", "naive"], default="forward")
+    parser.add_argument("--mode", choices=MODES, default="forward")
     parser.add_argument("--record-dir", default=tempfile.gettempdir())
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--call-id", default="c0")
+    parser.add_argument(
+        "--clients",
+        choices=["replay", "encode"],
+        default="replay",
+        help="replay: VP8 encoded once at 1 Mbit/s and replayed (clients cheap, so they "
+        "really send 30 fps on a busy 2-core machine); encode: aiortc encodes live",
+    )
+    parser.add_argument("--replay-file", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "server":
         asyncio.run(server_main(args.mode, args.record_dir, args.profile))
     elif args.role == "client":
         w, h = (int(x) for x in args.size.split("x"))
-        asyncio.run(client_main(args.port, args.call_id, w, h))
+        asyncio.run(client_main(args.port, args.call_id, w, h, args.replay_file))
     else:
+        if args.clients == "replay":
+            from media.testing import encode_vp8_loop
+
+            w, h = (int(x) for x in args.size.split("x"))
+            frames = encode_vp8_loop(w, h, REPLAY_FRAMES, TARGET_BITRATE, NOISE)
+            fd, args.replay_file = tempfile.mkstemp(prefix="bench-media-", suffix=".vp8")
+            os.close(fd)
+            save_frames(args.replay_file, frames)
         try:
             asyncio.run(asyncio.wait_for(orchestrate(args), args.deadline))
         except TimeoutError:
             sys.exit(f"benchmark exceeded --deadline {args.deadline:.0f} s; processes killed")
+        finally:
+            if args.clients == "replay":
+                os.unlink(args.replay_file)
 
 
 if __name__ == "__main__":

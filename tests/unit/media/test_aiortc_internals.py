@@ -7,12 +7,14 @@ import importlib.metadata
 import aioice
 import aioice.ice
 import aiortc.rtcrtpsender
+import pylibsrtp
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpTransceiver
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcicetransport import RTCIceTransport
 from aiortc.rtcrtpsender import RTCRtpSender
+from pylibsrtp._binding import lib as srtp_lib
 
 from media import aiortc_internals as ai
 
@@ -22,6 +24,7 @@ CLASSES = {
     "aioice.Connection": aioice.Connection,
     "aiortc.rtcrtpsender module": aiortc.rtcrtpsender,
     "aiortc.codecs.vpx.Vp8Encoder": Vp8Encoder,
+    "pylibsrtp._binding.lib": srtp_lib,
 }
 
 
@@ -54,6 +57,7 @@ async def test_instance_attributes_still_exist() -> None:
             "RTCRtpSender instance": transceiver.sender,
             "RTCRtpTransceiver instance": transceiver,
             "aioice.Connection instance": ice._connection,
+            "pylibsrtp.Session instance": pylibsrtp.Session(),
         }
         for owner, attribute in ai.RELIED_ON:
             if owner in objects:
@@ -104,3 +108,29 @@ def test_pinned_vp8_bitrate_reaches_new_encoders() -> None:
     finally:
         ai.pin_vp8_bitrate(None)
     assert aiortc.rtcrtpsender.get_encoder(vp8).target_bitrate == 500_000  # type: ignore[attr-defined]
+
+
+def srtp_pair() -> tuple[pylibsrtp.Session, pylibsrtp.Session]:
+    key = bytes(range(30))
+    tx = pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
+    rx = pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
+    return tx, rx
+
+
+def test_fast_srtp_is_byte_identical_to_pylibsrtp() -> None:
+    rtp = bytes([0x80, 96, 0, 1, 0, 0, 0, 9, 1, 2, 3, 4]) + bytes(range(200))
+    rtcp = bytes([0x81, 201, 0, 7, 1, 2, 3, 4]) + bytes(24)
+    tx_a, rx_a = srtp_pair()
+    tx_b, rx_b = srtp_pair()
+    fast_tx, fast_rx = ai.FastSrtp(tx_b), ai.FastSrtp(rx_b)
+    assert not isinstance(fast_tx, ai.PublicSrtp)
+    protected = tx_a.protect(rtp)
+    assert fast_tx.protect(rtp) == protected
+    assert fast_rx.unprotect(protected) == rtp == rx_a.unprotect(protected)
+    protected_rtcp = tx_a.protect_rtcp(rtcp)
+    assert fast_tx.protect_rtcp(rtcp) == protected_rtcp
+    assert fast_rx.unprotect_rtcp(protected_rtcp) == rtcp
+    with pytest.raises(pylibsrtp.Error):
+        fast_rx.unprotect(protected)  # replay
+    with pytest.raises(ValueError):
+        fast_tx.protect(bytes(1500))
