@@ -68,6 +68,7 @@ class MediaBridge:
         self.node_id = node_id
         self.calls: CallService | None = None
         self._tasks: set[asyncio.Future[None]] = set()
+        self._fingerprints: dict[tuple[str, str], str] = {}  # (call, participant) -> DTLS
         recordings.listeners.append(self.recording_changed)
 
     async def _emit_to_username(self, username: str, event: str, payload: dict[str, Any]) -> None:
@@ -126,6 +127,8 @@ class MediaBridge:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def call_finished(self, call_id: str) -> None:
+        for key in [k for k in self._fingerprints if k[0] == call_id]:
+            del self._fingerprints[key]
         await self.engine.close_call(call_id)
         self.recordings.finish_soon(call_id)
 
@@ -154,7 +157,14 @@ class MediaBridge:
                         "tracks 的取值只能是 camera、document 或 audio", code="invalid_input"
                     )
             media = self.media_for(body.call_id)
+            key = (body.call_id, account.username)
+            fingerprint = _dtls_fingerprint(body.sdp)
+            if key in self._fingerprints and fingerprint != self._fingerprints[key]:
+                # a new peer connection (a reloaded page, a restarted browser): its DTLS
+                # certificate is new, so the old leg cannot carry it; start a new one
+                await media.remove_participant(account.username)
             answer = await media.offer(account.username, body.sdp, dict(body.tracks))
+            self._fingerprints[key] = fingerprint
             return {
                 "sdp": answer,
                 "type": "answer",
@@ -172,6 +182,15 @@ class MediaBridge:
             if body.candidate is None or not body.candidate.get("candidate"):
                 return  # end-of-candidates: nothing to do for aiortc
             await self.media_for(body.call_id).add_candidate(account.username, body.candidate)
+
+
+def _dtls_fingerprint(sdp: str) -> str:
+    """The offer's DTLS certificate fingerprint: it changes only with a new peer connection
+    (an ICE restart keeps it)."""
+    for line in sdp.splitlines():
+        if line.startswith("a=fingerprint:"):
+            return line.strip()
+    return ""
 
 
 MEDIA_BRIDGE = web.AppKey("media_bridge", MediaBridge)

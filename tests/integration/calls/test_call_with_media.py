@@ -137,3 +137,39 @@ async def test_offer_from_outside_the_call_is_refused(start_server: Any, sockets
     )
     assert ack["ok"] is False
     await asyncio.sleep(0)
+
+
+async def test_a_new_peer_connection_replaces_the_old_leg(start_server: Any, sockets: Any) -> None:
+    """A reloaded page (a new RTCPeerConnection, a new DTLS certificate) rejoins its call."""
+    server = await start_server(media_addresses=("127.0.0.1",))
+    case_id = await make_case(server)
+    caller = await sockets(server, "zz.a1")
+    callee = await sockets(server, "fq.h1")
+    call_id = (await caller.call("call:request", {"case_id": case_id}))["call_id"]
+    assert (await callee.call("call:accept", {"call_id": call_id}))["ok"]
+    a = Participant(caller, call_id)
+    b = Participant(callee, call_id)
+    b2 = Participant(callee, call_id)
+    try:
+        await a.offer()
+        await b.offer()
+        await a.follow_renegotiation()
+        await b.peer.wait_for(lambda: any(len(r.numbers) >= 20 for r in b.video()), within=20)
+        await b.peer.close()  # the page reloads: its peer connection is gone
+        seen_before = sum(len(r.numbers) for r in a.video())
+        await b2.offer()
+        await b2.peer.wait_for(
+            lambda: any(len(r.numbers) >= 20 for r in b2.video()),
+            within=20,
+            what="video on the new peer connection",
+        )
+        request = await a.user.next("media:renegotiate", 10)
+        await a.offer(request["needs"])
+        await a.peer.wait_for(
+            lambda: sum(len(r.numbers) for r in a.video()) >= seen_before + 20,
+            within=20,
+            what="the other side's video again, from its new peer connection",
+        )
+    finally:
+        for p in (a, b, b2):
+            await p.peer.close()
