@@ -30,9 +30,13 @@ def main() -> int:
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=20_000)
-    with tempfile.TemporaryDirectory() as tmp, running_server(
-        Path(tmp), {"TONGBAN_RING_TIMEOUT": "3", "TONGBAN_RING_LIMIT": "60"}
-    ) as server, sync_playwright() as pw:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_server(
+            Path(tmp), {"TONGBAN_RING_TIMEOUT": "3", "TONGBAN_RING_LIMIT": "60"}
+        ) as server,
+        sync_playwright() as pw,
+    ):
         browser = launch_chromium(pw)
 
         def page_for(username: str | None) -> Any:

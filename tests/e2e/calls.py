@@ -34,7 +34,9 @@ def create_case(page: Any, applicant: str = "李四") -> str:
     form.locator("#matter_code").select_option("HN-ZJ-001")
     form.locator("#region_code").select_option("410727")
     form.locator("#applicant_name").fill(applicant)
-    form.locator("#applicant_id_number").fill(id_number(f"4107271988{n % 12 + 1:02d}15{n % 1000:03d}"))
+    form.locator("#applicant_id_number").fill(
+        id_number(f"4107271988{n % 12 + 1:02d}15{n % 1000:03d}")
+    )
     form.get_by_role("button", name="登记案件").click()
     expect(form).to_be_hidden()
     selected = page.locator("#case-list tr.selected td").nth(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -52,7 +53,8 @@ def test_request_answer_talk_hang_up_rate_then_audit_the_recording(open_page: An
     try:
         auditor.wait_for_function(
             "() => { const v = document.querySelector('#recording-video');"
-            " return v && v.videoWidth > 0 && (v.currentTime > 1.5 || (v.ended && v.duration > 2)); }",
+            " return v && v.videoWidth > 0"
+            " && (v.currentTime > 1.5 || (v.ended && v.duration > 2)); }",
             timeout=20_000,
         )
     except Exception as err:
@@ -67,6 +69,17 @@ def test_request_answer_talk_hang_up_rate_then_audit_the_recording(open_page: An
     path = download_info.value.path()
     with open(path, "rb") as f:
         assert f.read(4) == b"\x1a\x45\xdf\xa3", "the download is a Matroska (EBML) file"
+
+    # legal hold: kept past its expiry date until released
+    expires = row.locator("td").nth(5)  # 保留至: the retention expiry date (R7)
+    expect(expires).to_have_text(re.compile(r"^\d{4}-\d{2}-\d{2}$"))
+    row.get_by_role("button", name="法律保全").click()
+    hold = auditor.locator("form#hold-form")
+    hold.locator("#hold-reason").fill("信访调查 2026-001")
+    hold.get_by_role("button", name="保全").click()
+    expect(hold).to_be_hidden()
+    expect(row).to_contain_text("法律保全中")
+    expect(row.get_by_role("button", name="解除保全")).to_be_visible()
 
 
 def test_document_camera_reaches_the_other_side(open_page: Any) -> None:

@@ -42,3 +42,12 @@ def test_unanswered_call_reminds_by_sms_and_the_supervisor_confirms_the_miss(
         expect(pending).to_have_count(left)
     expect(rows.filter(has_text="待核实")).to_have_count(0)
     expect(rows.first).to_contain_text("已确认")
+
+    # the monthly report counts it and exports it (R12)
+    supervisor.get_by_role("tab", name="月度报表").click()
+    expect(supervisor.locator('#report tr[data-level="total"]')).to_be_visible()
+    for link, kind in (("#export-csv", "text/csv"), ("#export-xlsx", "spreadsheetml")):
+        href = supervisor.locator(link).get_attribute("href")
+        response = supervisor.request.get(href)
+        assert response.ok, href
+        assert kind in response.headers["content-type"]
