@@ -16,6 +16,10 @@ import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 from pydantic import BaseModel, Field
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from directory.model import Account
 from oversight.http import escalation_notifiers
@@ -107,7 +111,12 @@ class PresenceHub:
         self.in_call: set[int] = set()
 
     async def statuses(self, account_ids: Iterable[int]) -> dict[int, str]:
-        chosen = await self.store.chosen(account_ids)
+        ids = list(account_ids)
+        try:
+            chosen = await self.store.chosen(ids)
+        except Exception:  # Redis restarting: calls go on, presence shows as unknown
+            log.warning("presence store unavailable", exc_info=True)
+            return {a: "unknown" for a in ids}
         busy = await self.calls.busy_accounts() if self.calls.clustered else self.in_call
         return {a: effective(c, a in busy) for a, c in chosen.items()}
 
@@ -179,7 +188,12 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
     redis_client: aioredis.Redis | None = None
     store: PresenceStore
     if settings.redis_url:
-        redis_client = aioredis.from_url(settings.redis_url)
+        # a restarted Redis leaves dead pooled connections: retry on a fresh one
+        redis_client = aioredis.from_url(
+            settings.redis_url,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
         cluster_store = RedisPresence(redis_client, settings.node_id)
         cluster_store.start()
         store = cluster_store

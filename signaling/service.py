@@ -277,7 +277,7 @@ class CallService:
         on_duty = [
             {
                 **self.person(snap, a),
-                "online": status.get(a, "offline") != "offline",
+                "online": status.get(a, "offline") not in ("offline", "unknown"),
                 "presence": status.get(a, "offline"),
                 "declined": a in call.declined,
             }

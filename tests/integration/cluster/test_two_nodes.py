@@ -57,10 +57,10 @@ async def test_caller_on_one_node_callee_on_the_other(start_server: Any, sockets
     assert answered["by"]["username"] == "fq.h1"
     assert (await caller.call("call:hangup", {"call_id": ack["call_id"]}))["ok"]
     assert (await h1.next("call:ended"))["reason"] == "hangup"
-    status, board = await (await one.browser("fq.sup")).get("/api/board")
+    _status, board = await (await one.browser("fq.sup")).get("/api/board")
     (fq,) = [w for w in board["windows"] if w["code"] == "FQ-ZJ-01"]
     assert {p["username"]: p["presence"] for p in fq["staff"]}["fq.h1"] == "online"
-    status, health = await (await two.browser()).get("/healthz")
+    _status, health = await (await two.browser()).get("/healthz")
     assert health["checks"]["redis"] == "ok"
 
 
