@@ -332,6 +332,13 @@ class ClientPeer:
         answer = await signal(self.name, local.sdp, tracks)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
 
+    async def answer(self, offer_sdp: str, host_addresses: list[str]) -> str:
+        """Answer a remote offer (e.g. an SFU that offers its subscribers); returns the SDP."""
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        ai.restrict_host_candidates(self.pc, host_addresses)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return str(self.pc.localDescription.sdp)
+
     async def connected(self, within: float) -> None:
         if self.pc.connectionState == "connected":
             return

@@ -33,7 +33,7 @@ from typing import Any
 LOOPBACK = ["127.0.0.1"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TARGET_BITRATE = 1_000_000
-MODES = ["forward", "naive"]
+MODES = ["forward", "naive", "janus"]
 REF_PACKETS = 325  # packets/s of one such call (both directions), as in NOTES-webrtc.md
 REPLAY_FRAMES = 300  # a 10 s loop, keyframe every 5 s
 NOISE = 8  # luma texture amplitude: makes VP8 at 640x480 use its 1 Mbit/s
@@ -96,6 +96,10 @@ async def server_main(mode: str, record_dir: str, profile: str | None) -> None:
 
     calls: dict[str, Any] = {}
     writers: list[DumpWriter] = []
+    if mode == "naive":  # re-encode at the clients' 1 Mbit/s, not aiortc's REMB-driven rate
+        from media.testing import pin_video_bitrate
+
+        pin_video_bitrate(TARGET_BITRATE)
 
     def get_call(call_id: str) -> Any:
         if call_id not in calls:
@@ -206,24 +210,14 @@ def load_frames(path: str) -> list[bytes]:
     return frames
 
 
-async def client_main(
-    port: int, call_id: str, width: int, height: int, replay_file: str | None
-) -> None:
-    from media.testing import ClientPeer, inbound_rtp, pin_video_bitrate
+async def client_main(args: argparse.Namespace) -> None:
+    from media.testing import ClientPeer, pin_video_bitrate
 
+    width, height = (int(x) for x in args.size.split("x"))
     pin_video_bitrate(TARGET_BITRATE)
-    replay = load_frames(replay_file) if replay_file else None
+    replay = load_frames(args.replay_file) if args.replay_file else None
     modulus = len(replay) if replay else 1 << 16
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    lock = asyncio.Lock()
-
-    async def request(obj: dict[str, Any]) -> dict[str, Any]:
-        async with lock:
-            writer.write((json.dumps(obj) + "\n").encode())
-            await writer.drain()
-            return await read_json(reader)
-
-    peers: dict[str, ClientPeer] = {}
+    peers: dict[str, ClientPeer] = {}  # senders (and, through our server, receivers)
 
     def sent_at(receiver: str) -> Any:
         def lookup(mid: str, n: int) -> float | None:
@@ -235,13 +229,41 @@ async def client_main(
 
     for name in ("a", "b"):
         peers[name] = ClientPeer(
-            f"{call_id}-{name}",
+            f"{args.call_id}-{name}",
             width=width,
             height=height,
             noise=NOISE,
             replay=replay,
             sent_at_lookup=sent_at(name),
         )
+    if args.janus_url:
+        receivers, closing = await janus_client(args, peers, sent_at)
+    else:
+        receivers, closing = await tongban_client(args, peers)
+    for peer in receivers.values():
+        await peer.wait_for(
+            lambda p=peer: any(r.kind == "video" and r.numbers for r in p.received.values()),
+            within=30,
+            what="first frame",
+        )
+    emit({"ready": True})
+    await measure_client(peers, receivers, modulus)
+    for peer in {*peers.values(), *receivers.values()}:
+        await peer.close()
+    await closing()
+
+
+async def tongban_client(args: argparse.Namespace, peers: dict[str, Any]) -> tuple[Any, Any]:
+    """Each participant offers to our server (forward or naive) on one connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", args.port)
+    lock = asyncio.Lock()
+    call_id = args.call_id
+
+    async def request(obj: dict[str, Any]) -> dict[str, Any]:
+        async with lock:
+            writer.write((json.dumps(obj) + "\n").encode())
+            await writer.drain()
+            return await read_json(reader)
 
     async def signal(participant: str, sdp: str, tracks: dict[str, str]) -> str:
         reply = await request(
@@ -255,7 +277,7 @@ async def client_main(
         )
         return str(reply["answer"])
 
-    async def negotiate(peer: ClientPeer) -> None:
+    async def negotiate(peer: Any) -> None:
         needs = await request({"op": "needs", "call": call_id, "participant": peer.name})
         peer.ensure_receivers(needs["needs"])
         await peer.negotiate(signal, LOOPBACK)
@@ -263,16 +285,72 @@ async def client_main(
     await negotiate(peers["a"])
     await negotiate(peers["b"])
     await negotiate(peers["a"])  # the renegotiation b's arrival asks for
-    for peer in peers.values():
-        await peer.wait_for(
-            lambda p=peer: any(r.kind == "video" and r.numbers for r in p.received.values()),
-            within=30,
-            what="first frame",
+
+    async def closing() -> None:
+        writer.close()
+
+    return peers, closing
+
+
+async def janus_client(
+    args: argparse.Namespace, peers: dict[str, Any], sent_at: Any
+) -> tuple[Any, Any]:
+    """VideoRoom: each participant publishes on one connection, subscribes on another."""
+    from bench.media.janus import JanusSession, create_room
+    from media.testing import ClientPeer
+
+    hosts = [args.client_address]
+    session = JanusSession(args.janus_url)
+    await session.create()
+    room = args.janus_room
+    await create_room(session, room, args.janus_rec_dir)
+    feeds: dict[str, int] = {}
+    handles: dict[str, int] = {}
+    for name, peer in peers.items():
+        handle = handles[name] = await session.attach()
+        joined = await session.message(
+            handle, {"request": "join", "ptype": "publisher", "room": room, "display": name}
         )
-    emit({"ready": True})
+        feeds[name] = int(joined["plugindata"]["data"]["id"])
+
+        async def signal(
+            participant: str, sdp: str, tracks: dict[str, str], handle: int = handle
+        ) -> str:
+            event = await session.message(
+                handle,
+                {"request": "configure", "audio": True, "video": True},
+                jsep={"type": "offer", "sdp": sdp},
+            )
+            return str(event["jsep"]["sdp"])
+
+        await peer.negotiate(signal, hosts)
+    receivers: dict[str, ClientPeer] = {}
+    for name in peers:
+        other = next(n for n in peers if n != name)
+        await session.webrtcup(handles[other])
+        sub = receivers[name] = ClientPeer(
+            f"{args.call_id}-{name}-sub", video=False, audio=False, sent_at_lookup=sent_at(name)
+        )
+        handle = await session.attach()
+        attached = await session.message(
+            handle,
+            {
+                "request": "join",
+                "ptype": "subscriber",
+                "room": room,
+                "streams": [{"feed": feeds[other]}],
+            },
+        )
+        answer = await sub.answer(attached["jsep"]["sdp"], hosts)
+        await session.message(handle, {"request": "start"}, jsep={"type": "answer", "sdp": answer})
+    return receivers, session.close
+
+
+async def measure_client(peers: dict[str, Any], receivers: dict[str, Any], modulus: int) -> None:
+    from media.testing import inbound_rtp
 
     async def rtp_totals() -> tuple[int, int]:
-        totals = [await inbound_rtp(p.pc) for p in peers.values()]
+        totals = [await inbound_rtp(p.pc) for p in receivers.values()]
         return sum(t[0] for t in totals), sum(t[1] for t in totals)
 
     stdin = await stdin_reader()
@@ -280,14 +358,14 @@ async def client_main(
     await read_json(stdin)  # start
     t0 = time.monotonic()
     rtp0 = await rtp_totals()
-    for name, peer in peers.items():
+    for name, peer in receivers.items():
         for r in peer.received.values():
             marks[f"{name}{r.mid}"] = (len(r.numbers), len(r.latencies), r.audio_frames)
     await read_json(stdin)  # stop
     elapsed = time.monotonic() - t0
     rtp1 = await rtp_totals()
     fps, missing, garbled, latencies, audio = [], 0, 0, [], 0
-    for name, peer in peers.items():
+    for name, peer in receivers.items():
         for r in peer.received.values():
             n0, l0, a0 = marks.get(f"{name}{r.mid}", (0, 0, 0))
             if r.kind == "video":
@@ -312,9 +390,6 @@ async def client_main(
         }
     )
     await read_json(stdin)  # quit
-    for peer in peers.values():
-        await peer.close()
-    writer.close()
 
 
 # ------------------------------------------------------------------------------ orchestrator
@@ -362,25 +437,49 @@ async def stop_all(procs: list[asyncio.subprocess.Process]) -> None:
             await proc.wait()
 
 
-async def measure(
-    mode: str,
-    args: argparse.Namespace,
-    server_args: list[str] | None = None,
-) -> dict[str, Any]:
+async def measure(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     record_dir = tempfile.mkdtemp(prefix="bench-media-")
-    extra = ["--record-dir", record_dir]
-    if args.profile and mode.startswith("forward"):
-        extra += ["--profile", args.profile]
-    server = await spawn("--role", "server", "--mode", mode, *extra, *(server_args or []))
-    procs = [server]
+    procs: list[asyncio.subprocess.Process] = []
+    janus: Any = None
     try:
-        hello = await recv(server)
+        if mode == "janus":
+            from bench.media.janus import JanusServer
+
+            janus = JanusServer(args.janus_interface)
+            await janus.start()
+            assert janus.proc is not None
+            pid = janus.proc.pid
+            hello = {"rss": rss_kib(pid)}
+            client_args = [
+                "--janus-url",
+                janus.url,
+                "--janus-rec-dir",
+                janus.rec_dir,
+                "--client-address",
+                args.client_address,
+            ]
+        else:
+            extra = ["--record-dir", record_dir]
+            if args.profile and mode == "forward":
+                extra += ["--profile", args.profile]
+            server = await spawn("--role", "server", "--mode", mode, *extra)
+            procs.append(server)
+            pid = server.pid
+            hello = await recv(server)
+            client_args = ["--port", str(hello["port"])]
+
+        async def mark() -> dict[str, Any]:
+            if janus is not None:
+                return {"rss": rss_kib(pid), "packets_out": 0, "recorded": 0, "stats": []}
+            return await ask(procs[0], {"cmd": "mark"})
+
         clients = [
             await spawn(
                 "--role",
                 "client",
-                "--port",
-                str(hello["port"]),
+                *client_args,
+                "--janus-room",
+                str(1000 + i),
                 "--call-id",
                 f"c{i}",
                 "--size",
@@ -393,19 +492,22 @@ async def measure(
         for c in clients:
             await recv(c, within=90)
         await asyncio.sleep(args.warmup)  # let bitrate and CPU settle (a measurement)
-        start = await ask(server, {"cmd": "mark"})
-        cpu0, t0 = cpu_times(server.pid), time.monotonic()
+        start = await mark()
+        cpu0, t0 = cpu_times(pid), time.monotonic()
         for c in clients:
             await send(c, {"cmd": "start"})
         await asyncio.sleep(args.seconds)
-        cpu1, t1 = cpu_times(server.pid), time.monotonic()
-        end = await ask(server, {"cmd": "mark"})
+        cpu1, t1 = cpu_times(pid), time.monotonic()
+        end = await mark()
         for c in clients:
             await send(c, {"cmd": "stop"})
         results = [await recv(c) for c in clients]
     finally:
         await stop_all(procs)
         recorded = remove_dir(record_dir)
+        if janus is not None:
+            recorded = janus.recorded_bytes()
+            await janus.stop()
     wall = t1 - t0
     cpu = sum(cpu1) - sum(cpu0)
     system_share = (cpu1[1] - cpu0[1]) / cpu if cpu else 0.0
@@ -520,8 +622,8 @@ async def orchestrate(args: argparse.Namespace) -> None:
         f"{args.calls} recorded 1:1 calls, {args.seconds:.0f} s measured after "
         f"{args.warmup:.0f} s warm-up, {args.repeat} run(s) per mode (median, min–max); "
         f"clients ({args.clients}): VP8 {args.size} 30 fps at {TARGET_BITRATE // 1000} "
-        "kbit/s + Opus, "
-        f"loopback; nproc {os.cpu_count()}, load average before "
+        "kbit/s + Opus, 127.0.0.1 (janus: a veth pair in its namespace, see netns.sh); "
+        f"nproc {os.cpu_count()}, load average before "
         f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}"
     )
     summaries = [summary(runs[m]) for m in modes]
@@ -544,6 +646,17 @@ async def orchestrate(args: argparse.Namespace) -> None:
                 "naive mode did not keep up in every run (fps below 28.5 or frames missing): "
                 "its measured CPU is what it managed to use, not what 30 fps would need"
             )
+    janus_row = by_mode.get("janus")
+    if fwd and janus_row:
+        for label, key in (
+            ("CPU per call", "cpu_per_call"),
+            ("CPU per call at 325 pkt/s", "cpu_per_call_at_ref"),
+            ("memory per call", "mem_per_call_mib"),
+            ("latency p50", "p50_ms"),
+            ("latency p95", "p95_ms"),
+        ):
+            if fwd[key] is not None and janus_row[key]:
+                print(f"forward / Janus, {label}: {fwd[key] / janus_row[key]:.2f}x")
     if args.json:
         write_json(args.json, {"runs": runs, "summary": summaries})
 
@@ -575,12 +688,25 @@ def main() -> None:
         "really send 30 fps on a busy 2-core machine); encode: aiortc encodes live",
     )
     parser.add_argument("--replay-file", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--janus-interface",
+        default="tbv0",
+        help="janus mode: the only interface Janus may use for ICE (see bench/media/netns.sh)",
+    )
+    parser.add_argument(
+        "--client-address",
+        default="10.77.0.2",
+        help="janus mode: the clients' ICE host address (in the same namespace)",
+    )
+    parser.add_argument("--janus-url", help=argparse.SUPPRESS)
+    parser.add_argument("--janus-room", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--janus-rec-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "server":
         asyncio.run(server_main(args.mode, args.record_dir, args.profile))
     elif args.role == "client":
         w, h = (int(x) for x in args.size.split("x"))
-        asyncio.run(client_main(args.port, args.call_id, w, h, args.replay_file))
+        asyncio.run(client_main(args))
     else:
         if args.clients == "replay":
             from media.testing import encode_vp8_loop
