@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from directory import store
 from directory.model import ROLES, Account
@@ -19,6 +22,29 @@ from tongban.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 # Called with an account id whose sessions must end now (disable, password reset).
 RevokeSessions = Callable[[int, str], Awaitable[None]]
+
+
+async def _audit(
+    conn: AsyncConnection,
+    now: datetime,
+    actor: Account | None,
+    action: str,
+    username: str,
+    source: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """An account change by the admin (or by ``system`` from the command line)."""
+    await audit(
+        conn,
+        at=now,
+        actor=actor.username if actor else "system",
+        actor_id=actor.id if actor else None,
+        action=action,
+        target=username,
+        result="ok",
+        source=source,
+        detail=detail,
+    )
 
 
 class AccountService:
@@ -87,15 +113,13 @@ class AccountService:
                 await conn.execute(
                     sa.insert(s.account_windows).values(account_id=account_id, window_id=wid)
                 )
-            await audit(
+            await _audit(
                 conn,
-                at=now,
-                actor=actor.username if actor else "system",
-                actor_id=actor.id if actor else None,
-                action="account.create",
-                target=username,
-                result="ok",
-                source=source,
+                now,
+                actor,
+                "account.create",
+                username,
+                source,
                 detail={"role": role, "agency": agency_region, "windows": list(window_codes)},
             )
             created = await store.account_by_id(conn, int(account_id))
@@ -115,15 +139,13 @@ class AccountService:
             await conn.execute(
                 sa.update(s.accounts).where(s.accounts.c.id == account.id).values(disabled=disabled)
             )
-            await audit(
+            await _audit(
                 conn,
-                at=now,
-                actor=actor.username if actor else "system",
-                actor_id=actor.id if actor else None,
-                action="account.disable" if disabled else "account.enable",
-                target=username,
-                result="ok",
-                source=source,
+                now,
+                actor,
+                "account.disable" if disabled else "account.enable",
+                username,
+                source,
             )
         if disabled:
             await self._revoke(account.id, "disabled")
@@ -149,16 +171,7 @@ class AccountService:
                     locked_until=None,
                 )
             )
-            await audit(
-                conn,
-                at=now,
-                actor=actor.username if actor else "system",
-                actor_id=actor.id if actor else None,
-                action="account.password_reset",
-                target=username,
-                result="ok",
-                source=source,
-            )
+            await _audit(conn, now, actor, "account.password_reset", username, source)
         await self._revoke(account.id, "password_reset")
 
     async def change_own_password(

@@ -95,6 +95,14 @@ class _KeyedLock:
     users: int = 0
 
 
+async def _member(conn: AsyncConnection, call_id: str, account_id: int) -> Any:
+    """The account's row in the call's members, or None."""
+    query = sa.select(s.call_members).where(
+        s.call_members.c.call_id == call_id, s.call_members.c.account_id == account_id
+    )
+    return (await conn.execute(query)).first()
+
+
 class CallService:
     def __init__(
         self,
@@ -420,13 +428,7 @@ class CallService:
         outbox = Outbox()
         async with self._locked(call_id) as conn:
             call, row = await self._load(conn, call_id, lock=True)
-            member = (
-                await conn.execute(
-                    sa.select(s.call_members).where(
-                        s.call_members.c.call_id == call_id, s.call_members.c.account_id == who.id
-                    )
-                )
-            ).first()
+            member = await _member(conn, call_id, who.id)
             expert = member is not None and member.role == "expert"
             if expert:
                 payload = await self._expert_joins(conn, snap, call, who, member, now, outbox)
@@ -505,13 +507,7 @@ class CallService:
         reason = reason.strip()
         async with self._locked(call_id) as conn:
             call, _row = await self._load(conn, call_id, lock=True)
-            member = (
-                await conn.execute(
-                    sa.select(s.call_members).where(
-                        s.call_members.c.call_id == call_id, s.call_members.c.account_id == who.id
-                    )
-                )
-            ).first()
+            member = await _member(conn, call_id, who.id)
             if member is not None and member.role == "expert":
                 if not reason:
                     raise InvalidInput("拒绝时必须说明理由", code="reason_required")
@@ -921,14 +917,7 @@ class CallService:
             if expert.agency_id not in snap.subtree(home_agency.id):
                 raise Forbidden("只能邀请属地业务部门的专家", code="expert_not_local")
             cs.invite(call, who.id, expert.id)
-            existing = (
-                await conn.execute(
-                    sa.select(s.call_members).where(
-                        s.call_members.c.call_id == call_id,
-                        s.call_members.c.account_id == expert.id,
-                    )
-                )
-            ).first()
+            existing = await _member(conn, call_id, expert.id)
             if existing is None:
                 await conn.execute(
                     sa.insert(s.call_members).values(
@@ -955,13 +944,7 @@ class CallService:
     async def rate(self, who: Account, call_id: str, score: int, comment: str) -> None:
         now = self._clock.now()
         async with self._locked(call_id) as conn:
-            member = (
-                await conn.execute(
-                    sa.select(s.call_members).where(
-                        s.call_members.c.call_id == call_id, s.call_members.c.account_id == who.id
-                    )
-                )
-            ).first()
+            member = await _member(conn, call_id, who.id)
             if member is None or member.joined_at is None:
                 raise Forbidden("只有通话参与者可以评价", code="not_participant")
             await conn.execute(

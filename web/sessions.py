@@ -145,19 +145,7 @@ class SessionService:
         self, conn: AsyncConnection, account_id: int, username: str, source: str, now: datetime
     ) -> tuple[str, str, list[str]]:
         """A new session; every other live session of the account ends (one at a time)."""
-        replaced = list(
-            await conn.scalars(
-                sa.select(s.sessions.c.id).where(
-                    s.sessions.c.account_id == account_id, s.sessions.c.revoked_at.is_(None)
-                )
-            )
-        )
-        if replaced:
-            await conn.execute(
-                sa.update(s.sessions)
-                .where(s.sessions.c.id.in_(replaced))
-                .values(revoked_at=now, revoked_reason="replaced")
-            )
+        replaced = await _revoke_live(conn, account_id, "replaced", now)
         token = secrets.token_urlsafe(32)
         sid = token_id(token)
         await conn.execute(
@@ -247,17 +235,25 @@ class SessionService:
     async def revoke_account(self, account_id: int, reason: str) -> None:
         now = self._clock.now()
         async with self._db.begin() as conn:
-            ids = list(
-                await conn.scalars(
-                    sa.select(s.sessions.c.id).where(
-                        s.sessions.c.account_id == account_id, s.sessions.c.revoked_at.is_(None)
-                    )
-                )
-            )
-            if ids:
-                await conn.execute(
-                    sa.update(s.sessions)
-                    .where(s.sessions.c.id.in_(ids))
-                    .values(revoked_at=now, revoked_reason=reason)
-                )
+            ids = await _revoke_live(conn, account_id, reason, now)
         await self._notify(ids, reason)
+
+
+async def _revoke_live(
+    conn: AsyncConnection, account_id: int, reason: str, now: datetime
+) -> list[str]:
+    """End every live session of an account; returns their ids (to tell their sockets)."""
+    ids = list(
+        await conn.scalars(
+            sa.select(s.sessions.c.id).where(
+                s.sessions.c.account_id == account_id, s.sessions.c.revoked_at.is_(None)
+            )
+        )
+    )
+    if ids:
+        await conn.execute(
+            sa.update(s.sessions)
+            .where(s.sessions.c.id.in_(ids))
+            .values(revoked_at=now, revoked_reason=reason)
+        )
+    return ids
