@@ -85,6 +85,23 @@ async def board(request: web.Request) -> web.Response:
     return ok({"windows": out, "at": now.isoformat()})
 
 
+async def experts(request: web.Request) -> web.Response:
+    """Experts the answering clerk may invite (R3): the home locality's business departments."""
+    session = await current_session(request)
+    services = request.app[SERVICES]
+    call_id = request.match_info["call_id"][:64]
+    view = await request.app[CALLS].view(session.account, call_id)
+    snap = await services.directory.snapshot()
+    home = snap.agency_of_window(view["window"]["id"])
+    scope = snap.subtree(home.id)
+    found = [
+        {"username": a.username, "display_name": a.display_name, "department": a.department}
+        for a in sorted(snap.accounts.values(), key=lambda a: a.username)
+        if a.role == "expert" and not a.disabled and a.agency_id in scope
+    ]
+    return ok({"experts": found})
+
+
 async def rtc_config(request: web.Request) -> web.Response:
     """ICE servers for browsers: only what the operator configured, never a public default."""
     await current_session(request)
@@ -94,5 +111,6 @@ async def rtc_config(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/calls", list_calls)
     app.router.add_get("/api/calls/{call_id}", get_call)
+    app.router.add_get("/api/calls/{call_id}/experts", experts)
     app.router.add_get("/api/board", board)
     app.router.add_get("/api/rtc-config", rtc_config)

@@ -6,6 +6,7 @@ Every client event is validated and always acknowledged: ``{"ok": true, ...}`` o
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import timedelta
@@ -109,6 +110,7 @@ class PresenceHub:
         self.log = log_
         self.calls = calls
         self.in_call: set[int] = set()
+        self.local: dict[str, tuple[int, str]] = {}  # this node's sockets: account, session
 
     async def statuses(self, account_ids: Iterable[int]) -> dict[int, str]:
         ids = list(account_ids)
@@ -219,14 +221,44 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
     if ended:
         log.warning("ended %d call(s) whose media was lost when the server stopped", ended)
     scheduler.start()
+    keepalive = asyncio.create_task(_keepalive_loop(services, hub), name="keepalive")
     try:
         yield
     finally:
+        keepalive.cancel()
+        await asyncio.gather(keepalive, return_exceptions=True)
         await scheduler.stop()
         if isinstance(store, RedisPresence):
             await store.stop()
         if redis_client is not None:
             await redis_client.aclose()
+
+
+KEEPALIVE_EVERY_S = 60.0
+
+
+async def keep_on_duty_sessions_alive(services: Services, hub: PresenceHub) -> None:
+    """A home-locality clerk waits for calls without clicking: while their console is
+    connected and they are online (or in a call), their session does not idle out (R2).
+    Marked away, or with the page closed, the idle timeout applies as usual."""
+    statuses = await hub.statuses({account for account, _ in hub.local.values()})
+    alive = sorted(
+        {
+            session
+            for account, session in hub.local.values()
+            if statuses.get(account) in ("online", "busy")
+        }
+    )
+    await services.sessions.keep_alive(alive)
+
+
+async def _keepalive_loop(services: Services, hub: PresenceHub) -> None:
+    while True:
+        await asyncio.sleep(KEEPALIVE_EVERY_S)
+        try:
+            await keep_on_duty_sessions_alive(services, hub)
+        except Exception:
+            log.warning("could not keep sessions alive", exc_info=True)
 
 
 class _SchedulerHooks:
@@ -335,6 +367,7 @@ def _register(
             ) from None
         account = session.account
         await sio.save_session(sid, {"session_id": session.id, "account_id": account.id})
+        hub.local[sid] = (account.id, session.id)
         await sio.enter_room(sid, f"user:{account.id}")
         await sio.enter_room(sid, f"session:{session.id}")
         metrics.sockets.inc()
@@ -349,6 +382,7 @@ def _register(
 
     async def disconnect(sid: str, reason: Any = None) -> None:
         metrics.sockets.dec()
+        hub.local.pop(sid, None)
         try:
             saved = await sio.get_session(sid)
         except KeyError:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 from pydantic import Field
 
 from directory.model import Account
+from directory.office_hours import SHANGHAI, intervals_on
 from directory.snapshot import DirectorySnapshot
 from tongban.masking import mask_phone
 from tongban.validation import Payload
@@ -116,9 +118,23 @@ async def me(request: web.Request) -> web.Response:
     session = await current_session(request)
     snap = await services.directory.snapshot()
     view = account_view(session.account, snap)
+    now = services.clock.now()
+    today = now.astimezone(SHANGHAI).date()
+    for window in view["windows"]:
+        periods = snap.window_periods(window["id"])
+        window["open_now"] = snap.window_open(window["id"], now)
+        window["office_hours_today"] = [
+            {"opens": f"{a.astimezone(SHANGHAI):%H:%M}", "closes": _closes(b)}
+            for a, b in intervals_on(periods, snap.calendar, today)
+        ]
     view["session"] = {"expires_at": session.expires_at.isoformat()}
     view["idle_timeout_s"] = int(services.sessions.policy.idle.total_seconds())
     return ok(view)
+
+
+def _closes(at: datetime) -> str:
+    local = at.astimezone(SHANGHAI)
+    return "24:00" if local.hour == 0 and local.minute == 0 else f"{local:%H:%M}"
 
 
 async def change_password(request: web.Request) -> web.Response:

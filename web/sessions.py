@@ -232,6 +232,23 @@ class SessionService:
             )
         await self._notify([session.id], "logout")
 
+    async def keep_alive(self, session_ids: list[str]) -> None:
+        """Sessions of clerks who wait on duty with the console open (no clicks for a while)
+        stay alive; the absolute timeout still ends them."""
+        if not session_ids:
+            return
+        now = self._clock.now()
+        async with self._db.begin() as conn:
+            await conn.execute(
+                sa.update(s.sessions)
+                .where(
+                    s.sessions.c.id.in_(session_ids),
+                    s.sessions.c.revoked_at.is_(None),
+                    s.sessions.c.expires_at > now,
+                )
+                .values(last_seen_at=now)
+            )
+
     async def revoke_account(self, account_id: int, reason: str) -> None:
         now = self._clock.now()
         async with self._db.begin() as conn:

@@ -396,3 +396,47 @@ async def test_a_restart_while_ringing_still_ends_the_call_once(
     assert len(reminders) == 2
     deadlines = await rows(second, s.deadlines, s.deadlines.c.call_id == call_id)
     assert sorted(d.kind for d in deadlines if d.fired_at is not None) == ["limit", "overdue"]
+
+
+async def test_a_clerk_waiting_online_is_not_logged_out(
+    start_server: Any, sockets: Any, clock: Any
+) -> None:
+    """R2: the console stays signed in while on duty and online; away, the idle timeout acts."""
+    from signaling.server import PRESENCE, keep_on_duty_sessions_alive
+
+    server = await start_server()
+    waiting = await sockets(server, "fq.h1")
+    away = await sockets(server, "fq.h2")
+    assert (await away.call("presence:set", {"status": "away"}))["ok"]
+    for _ in range(3):
+        clock.advance(minutes=20)
+        await keep_on_duty_sessions_alive(server.services, server.app[PRESENCE])
+    assert (await waiting.api.get("/api/me"))[0] == 200
+    status, body = await away.api.get("/api/me")
+    assert status == 401 and body["error"]["code"] == "session_expired"
+
+
+async def test_me_shows_today_s_hours_and_experts_can_be_listed(
+    start_server: Any, sockets: Any
+) -> None:
+    server = await start_server()
+    api = await server.browser("lk.h1")
+    status, me = await api.get("/api/me")
+    assert status == 200
+    (window,) = me["windows"]
+    assert isinstance(window["open_now"], bool)
+    assert window["office_hours_today"] in (
+        [],
+        [{"opens": "09:00", "closes": "12:00"}, {"opens": "13:00", "closes": "17:00"}],
+    )
+    fq = await server.browser("fq.h1")
+    (fq_window,) = (await fq.get("/api/me"))[1]["windows"]
+    assert fq_window["office_hours_today"] == [{"opens": "00:00", "closes": "24:00"}]
+    case_id = await make_case(server)
+    caller = await sockets(server, "zz.a1")
+    callee = await sockets(server, "fq.h1", api=fq)
+    call_id = (await caller.call("call:request", {"case_id": case_id}))["call_id"]
+    await callee.call("call:accept", {"call_id": call_id})
+    status, body = await fq.get(f"/api/calls/{call_id}/experts")
+    assert status == 200
+    assert [e["username"] for e in body["experts"]] == ["fq.expert"]
