@@ -444,13 +444,22 @@ class CallView {
   }
 
   async invite() {
+    // the home locality's experts, offered as suggestions (typing a username still works)
+    const experts = h("datalist", { id: "expert-list" });
+    get(`/api/calls/${encodeURIComponent(this.callId)}/experts`).then((body) => {
+      for (const e of body.experts || []) {
+        experts.append(h("option", { value: e.username }, `${e.display_name} ${e.department || ""}`));
+      }
+    }).catch(() => {});
     const username = await dialog((close) => {
       const error = h("div", { class: "error-box", role: "alert", hidden: true });
       const form = h("form", { id: "invite-form" },
         h("h2", {}, "邀请专家"),
         h("p", { class: "hint" }, "请输入属地业务部门专家的账号，专家接听后加入本次通话。"),
         h("label", { for: "expert-username" }, "专家账号"),
-        h("input", { id: "expert-username", name: "username", required: true, placeholder: "例如 fq.expert" }),
+        h("input", { id: "expert-username", name: "username", required: true, list: "expert-list",
+                     placeholder: "例如 fq.expert" }),
+        experts,
         error,
         h("div", { class: "btn-row" },
           h("button", { type: "submit", class: "btn btn-primary" }, "发出邀请"),
