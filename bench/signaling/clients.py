@@ -129,6 +129,9 @@ class Worker:
             except socketio.exceptions.TimeoutError:
                 ph.errors["request_ack_timeout"] += 1
                 return
+            except socketio.exceptions.SocketIOError as err:  # e.g. the socket was dropped
+                ph.errors["request:" + type(err).__name__] += 1
+                return
             ph.ack.append(time.monotonic() - t0)
             if not ack.get("ok"):
                 error = ack.get("error", {})
@@ -156,6 +159,8 @@ class Worker:
                         ph.errors["cancel:" + str(done.get("error", {}).get("code"))] += 1
                 except socketio.exceptions.TimeoutError:
                     ph.errors["cancel_ack_timeout"] += 1
+                except socketio.exceptions.SocketIOError as err:
+                    ph.errors["cancel:" + type(err).__name__] += 1
                 ph.deliveries += len(self.seen.get(call_id, []))
                 self.first.pop(call_id, None)
                 # late deliveries of this call are not counted (the phase ends by then)
@@ -170,7 +175,7 @@ class Worker:
         if delay > 0:
             await asyncio.sleep(delay)
         tasks: list[asyncio.Task[None]] = []
-        count = round(rate * seconds)
+        count = round(rate * seconds)  # rate 0: an idle phase (background CPU of the sockets)
         windows = [w for w in self.windows if w.case_ids and w.staff_tokens]
 
         def case_for(i: int) -> int:
@@ -190,6 +195,8 @@ class Worker:
             caller = self.free.pop()
             ph.sent += 1
             tasks.append(asyncio.create_task(self._request(caller, case_for(i), ph)))
+        if count == 0:
+            await asyncio.sleep(max(0.0, start_at + seconds - time.monotonic()))
         if tasks:
             await asyncio.wait(tasks, timeout=3 * TIMEOUT + 5)
         ph.cpu_s = _cpu() - cpu0
@@ -205,6 +212,7 @@ class Worker:
             "delivered": ph.deliveries,
             "errors": dict(ph.errors),
             "cpu_s": ph.cpu_s,
+            "connected": sum(1 for c in self.staff + self.callers if c.connected),
         }
 
     async def close(self) -> dict[str, Any]:

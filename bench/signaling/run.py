@@ -215,6 +215,7 @@ class Row:
     host_cpu: float = 0.0  # percent of the whole machine
     client_cpu: float = 0.0  # percent of one core, all client processes together
     server_cpu_s: float = 0.0
+    connected: int = 0  # sockets still connected at the end of the phase
     # instrumented runs only: per sent request (call:request + call:cancel)
     sql_per_request: float = math.nan
     tx_per_request: float = math.nan
@@ -230,6 +231,7 @@ class Row:
             "repeat": self.repeat,
             "sent": self.sent,
             "skipped": self.skipped,
+            "connected_at_end": self.connected,
             "answered": self.answered,
             "p50_ms": pct(self.first, 50) * ms,
             "p90_ms": pct(self.first, 90) * ms,
@@ -345,7 +347,9 @@ def run_staff_count(
                     s = row.summary()
                     say(f"[{staff}] {rate:g}/s #{repeat}: p50 {s['p50_ms']:.1f} p99 "
                         f"{s['p99_ms']:.1f} max {s['max_ms']:.1f} ms, server CPU "
-                        f"{s['server_cpu_pct']:.0f} %, errors {s['errors']}, "
+                        f"{s['server_cpu_pct']:.0f} % "
+                        f"({s['server_cpu_ms_per_request']:.1f} ms/req), "
+                        f"sockets {row.connected}, errors {s['errors']}, "
                         f"skipped {s['skipped']}")  # fmt: skip
                     time.sleep(args.pause)
             _ask(pipes, ("close",))
@@ -419,6 +423,7 @@ def _phase(
         row.delivered += a["delivered"]
         row.errors.update(a["errors"])
         row.client_cpu += 100.0 * a["cpu_s"] / seconds
+        row.connected += a["connected"]
     return row
 
 
