@@ -66,6 +66,9 @@ class MediaEngine:
         self._calls[call_id] = call
         return call
 
+    def has_call(self, call_id: str) -> bool:
+        return call_id in self._calls
+
     def get(self, call_id: str) -> CallMedia:
         call = self._calls.get(call_id)
         if call is None:

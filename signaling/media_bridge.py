@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Coroutine
 from datetime import datetime
 from typing import Any
 
+import redis.asyncio as aioredis
 import socketio
 import sqlalchemy as sa
 from aiohttp import web
@@ -21,6 +22,7 @@ from directory.service import DirectoryService
 from media.call import CallMedia
 from media.engine import MediaEngine, MediaLimits, MediaSettings
 from recorder.service import RecordingService
+from signaling.media_rpc import MediaRpc
 from signaling.server import SIO, On
 from signaling.service import CallService
 from storage import schema as s
@@ -67,6 +69,7 @@ class MediaBridge:
         self._sio = sio
         self.node_id = node_id
         self.calls: CallService | None = None
+        self.rpc: MediaRpc | None = None  # cluster mode: reach other nodes' media
         self._tasks: set[asyncio.Future[None]] = set()
         self._fingerprints: dict[tuple[str, str], str] = {}  # (call, participant) -> DTLS
         recordings.listeners.append(self.recording_changed)
@@ -144,6 +147,52 @@ class MediaBridge:
         except NotFound:
             raise NotFound("该通话的媒体尚未就绪或已结束", code="media_unavailable") from None
 
+    async def local_offer(
+        self, call_id: str, username: str, sdp: str, tracks: dict[str, str]
+    ) -> dict[str, Any]:
+        media = self.media_for(call_id)
+        key = (call_id, username)
+        fingerprint = _dtls_fingerprint(sdp)
+        if key in self._fingerprints and fingerprint != self._fingerprints[key]:
+            # a new peer connection (a reloaded page, a restarted browser): its DTLS
+            # certificate is new, so the old leg cannot carry it; start a new one
+            await media.remove_participant(username)
+        answer = await media.offer(username, sdp, tracks)
+        self._fingerprints[key] = fingerprint
+        return {
+            "sdp": answer,
+            "type": "answer",
+            "receive": media.receive_map(username),
+            "needs": media.receive_needs(username),
+            # other tracks exist that this answer could not carry: offer again with at
+            # least ``needs`` receive transceivers
+            "renegotiate": media.needs_offer(username),
+        }
+
+    async def local_candidate(self, call_id: str, username: str, candidate: dict[str, Any]) -> None:
+        await self.media_for(call_id).add_candidate(username, candidate)
+
+    async def serve_rpc(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """What another node asks of the calls whose media this node carries."""
+        if method == "offer":
+            return await self.local_offer(
+                params["call_id"], params["username"], params["sdp"], params["tracks"]
+            )
+        if method == "candidate":
+            await self.local_candidate(params["call_id"], params["username"], params["candidate"])
+            return {}
+        raise InvalidInput(f"unknown media method {method}")
+
+    async def _media_node(self, call_id: str) -> str | None:
+        """Where the call's media lives when it is not here (cluster mode only)."""
+        if self.rpc is None or self.engine.has_call(call_id):
+            return None
+        async with self._db.connect() as conn:
+            node: str | None = await conn.scalar(
+                sa.select(s.calls.c.media_node).where(s.calls.c.id == call_id)
+            )
+        return node if node and node != self.node_id else None
+
     def register(self, on: On) -> None:
         """Adds ``rtc:offer`` and ``rtc:candidate`` to the Socket.IO handlers."""
 
@@ -156,24 +205,21 @@ class MediaBridge:
                     raise InvalidInput(
                         "tracks 的取值只能是 camera、document 或 audio", code="invalid_input"
                     )
-            media = self.media_for(body.call_id)
-            key = (body.call_id, account.username)
-            fingerprint = _dtls_fingerprint(body.sdp)
-            if key in self._fingerprints and fingerprint != self._fingerprints[key]:
-                # a new peer connection (a reloaded page, a restarted browser): its DTLS
-                # certificate is new, so the old leg cannot carry it; start a new one
-                await media.remove_participant(account.username)
-            answer = await media.offer(account.username, body.sdp, dict(body.tracks))
-            self._fingerprints[key] = fingerprint
-            return {
-                "sdp": answer,
-                "type": "answer",
-                "receive": media.receive_map(account.username),
-                "needs": media.receive_needs(account.username),
-                # other tracks exist that this answer could not carry: offer again with
-                # at least ``needs`` receive transceivers
-                "renegotiate": media.needs_offer(account.username),
-            }
+            node = await self._media_node(body.call_id)
+            if node is not None and self.rpc is not None:
+                return await self.rpc.call(
+                    node,
+                    "offer",
+                    {
+                        "call_id": body.call_id,
+                        "username": account.username,
+                        "sdp": body.sdp,
+                        "tracks": dict(body.tracks),
+                    },
+                )
+            return await self.local_offer(
+                body.call_id, account.username, body.sdp, dict(body.tracks)
+            )
 
         @on("rtc:candidate", CandidateBody)
         async def candidate(account: Account, body: CandidateBody, sid: str) -> None:
@@ -181,7 +227,19 @@ class MediaBridge:
             await self.calls.require_participant(account, body.call_id)
             if body.candidate is None or not body.candidate.get("candidate"):
                 return  # end-of-candidates: nothing to do for aiortc
-            await self.media_for(body.call_id).add_candidate(account.username, body.candidate)
+            node = await self._media_node(body.call_id)
+            if node is not None and self.rpc is not None:
+                await self.rpc.call(
+                    node,
+                    "candidate",
+                    {
+                        "call_id": body.call_id,
+                        "username": account.username,
+                        "candidate": body.candidate,
+                    },
+                )
+                return
+            await self.local_candidate(body.call_id, account.username, body.candidate)
 
 
 def _dtls_fingerprint(sdp: str) -> str:
@@ -239,12 +297,21 @@ async def _media_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     await recordings.recover()
     recordings.start_syncing()
+    rpc_redis: aioredis.Redis | None = None
+    if settings.redis_url:
+        rpc_redis = aioredis.from_url(settings.redis_url)
+        bridge.rpc = MediaRpc(rpc_redis, settings.node_id, bridge.serve_rpc)
+        await bridge.rpc.start()
     services.extra["media_bridge"] = bridge
     services.extra["recordings"] = recordings
     app[MEDIA_BRIDGE] = bridge
     try:
         yield
     finally:
+        if bridge.rpc is not None:
+            await bridge.rpc.stop()
+        if rpc_redis is not None:
+            await rpc_redis.aclose()
         await bridge.close()
         await recordings.close()
         await blobs.close()

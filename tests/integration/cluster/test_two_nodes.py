@@ -98,3 +98,34 @@ async def test_a_stopped_node_s_deadlines_fire_once_on_the_other(
         )
     assert reminders == 2 and misses == 2
     assert sorted(k for k, at in fired if at is not None) == ["limit", "overdue"]
+
+
+async def test_media_on_one_node_offer_through_the_other(start_server: Any, sockets: Any) -> None:
+    """The callee's node answered and carries the media; the caller's offers arrive at the
+    other node and are carried there over Redis."""
+    from tests.integration.calls.test_call_with_media import Participant
+
+    one, two = await two_nodes(start_server, media_addresses=("127.0.0.1",))
+    case_id = await make_case(one)
+    caller = await sockets(one, "zz.a1")
+    callee = await sockets(two, "fq.h1")
+    call_id = (await caller.call("call:request", {"case_id": case_id}))["call_id"]
+    assert (await callee.call("call:accept", {"call_id": call_id}))["ok"]
+    a = Participant(caller, call_id)
+    b = Participant(callee, call_id)
+    try:
+        await a.offer()
+        await b.offer()
+        await a.follow_renegotiation()
+        for p in (a, b):
+            await p.peer.wait_for(
+                lambda p=p: any(len(r.numbers) >= 30 for r in p.video()),
+                within=30,
+                what="video across nodes",
+            )
+    finally:
+        await a.peer.close()
+        await b.peer.close()
+    async with one.services.db.connect() as conn:
+        node = await conn.scalar(sa.select(s.calls.c.media_node).where(s.calls.c.id == call_id))
+    assert node == "node-2"
