@@ -7,7 +7,9 @@ Every client event is validated and always acknowledged: ``{"ok": true, ...}`` o
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import timedelta
 from http.cookies import CookieError, SimpleCookie
@@ -25,6 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from directory.model import Account
 from oversight.http import escalation_notifiers
 from oversight.notify import EscalationEvent
+from signaling.nodes import NodeWatch
 from signaling.presence import CHOSEN, LocalPresence, PresenceLog, PresenceStore, effective
 from signaling.presence_redis import RedisPresence
 from signaling.scheduler import DeadlineScheduler
@@ -87,8 +90,9 @@ class SocketNotifier:
     async def to_users(
         self, account_ids: Iterable[int], event: str, payload: dict[str, Any]
     ) -> None:
-        for account_id in sorted(set(account_ids)):
-            await self._sio.emit(event, payload, room=f"user:{account_id}")
+        rooms = [f"user:{a}" for a in sorted(set(account_ids))]
+        if rooms:  # one emit: the packet is encoded once and sent to every room
+            await self._sio.emit(event, payload, to=rooms)
 
 
 class EscalationSockets:
@@ -188,6 +192,7 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     calls.clustered = settings.clustered
     redis_client: aioredis.Redis | None = None
+    watch: NodeWatch | None = None
     store: PresenceStore
     if settings.redis_url:
         # a restarted Redis leaves dead pooled connections: retry on a fresh one
@@ -200,6 +205,7 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
         cluster_store.start()
         store = cluster_store
         services.extra.setdefault("health", {})["redis"] = _redis_health(redis_client, sio)
+        watch = NodeWatch(redis_client, settings.node_id, services.db, calls)
     else:
         store = LocalPresence()
     hub = PresenceHub(store, PresenceLog(services.db), calls)
@@ -221,12 +227,20 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
     if ended:
         log.warning("ended %d call(s) whose media was lost when the server stopped", ended)
     scheduler.start()
+    # With thousands of sockets a full collection walks ~10^6 long-lived objects and pauses
+    # the node for hundreds of milliseconds (NOTES-webrtc.md, bench/signaling): freeze what
+    # start-up made, and again every few minutes.
+    gc.freeze()
+    if watch is not None:
+        watch.start()
     keepalive = asyncio.create_task(_keepalive_loop(services, hub), name="keepalive")
     try:
         yield
     finally:
         keepalive.cancel()
         await asyncio.gather(keepalive, return_exceptions=True)
+        if watch is not None:
+            await watch.stop()
         await scheduler.stop()
         if isinstance(store, RedisPresence):
             await store.stop()
@@ -235,6 +249,8 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 KEEPALIVE_EVERY_S = 60.0
+SESSION_RECHECK_S = 15.0
+GC_FREEZE_EVERY_S = 600.0
 
 
 async def keep_on_duty_sessions_alive(services: Services, hub: PresenceHub) -> None:
@@ -253,8 +269,12 @@ async def keep_on_duty_sessions_alive(services: Services, hub: PresenceHub) -> N
 
 
 async def _keepalive_loop(services: Services, hub: PresenceHub) -> None:
+    frozen_at = time.monotonic()
     while True:
         await asyncio.sleep(KEEPALIVE_EVERY_S)
+        if time.monotonic() - frozen_at >= GC_FREEZE_EVERY_S:
+            gc.freeze()  # long-lived sockets and sessions leave the collector's full passes
+            frozen_at = time.monotonic()
         try:
             await keep_on_duty_sessions_alive(services, hub)
         except Exception:
@@ -349,9 +369,20 @@ def _register(
 ) -> None:
     metrics = services.metrics
 
-    async def session_of(sid: str, *, touch: bool = True) -> Session:
+    checked: dict[str, tuple[Session, float]] = {}
+
+    async def session_of(sid: str) -> Session:
+        """The socket's session, checked against the database at most every few seconds:
+        revocations are pushed to the socket and disconnect it at once, so the check only
+        catches what a push can miss (expiry, another node's revocation during a blip)."""
+        now = time.monotonic()
+        cached = checked.get(sid)
+        if cached is not None and now - cached[1] < SESSION_RECHECK_S:
+            return cached[0]
         saved = await sio.get_session(sid)
-        return await services.sessions.resolve_id(saved["session_id"], touch=touch)
+        session = await services.sessions.resolve_id(saved["session_id"])
+        checked[sid] = (session, now)
+        return session
 
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         try:
@@ -383,6 +414,7 @@ def _register(
     async def disconnect(sid: str, reason: Any = None) -> None:
         metrics.sockets.dec()
         hub.local.pop(sid, None)
+        checked.pop(sid, None)
         try:
             saved = await sio.get_session(sid)
         except KeyError:

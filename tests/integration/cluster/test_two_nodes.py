@@ -129,3 +129,22 @@ async def test_media_on_one_node_offer_through_the_other(start_server: Any, sock
     async with one.services.db.connect() as conn:
         node = await conn.scalar(sa.select(s.calls.c.media_node).where(s.calls.c.id == call_id))
     assert node == "node-2"
+
+
+async def test_calls_of_a_dead_media_node_end_with_media_failure(
+    start_server: Any, sockets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from signaling.nodes import NodeWatch
+
+    monkeypatch.setattr(NodeWatch, "ttl", 1.0)
+    monkeypatch.setattr(NodeWatch, "every", 0.2)
+    one, two = await two_nodes(start_server, media_addresses=("127.0.0.1",))
+    case_id = await make_case(one)
+    caller = await sockets(one, "zz.a1")
+    callee = await sockets(two, "fq.h1")
+    call_id = (await caller.call("call:request", {"case_id": case_id}))["call_id"]
+    assert (await callee.call("call:accept", {"call_id": call_id}))["ok"]
+    await caller.next("call:answered")
+    await two.client.close()  # the node carrying the call's media goes away
+    ended = await caller.next("call:ended", timeout=20)
+    assert ended["call_id"] == call_id and ended["reason"] == "media_failure"

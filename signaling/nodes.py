@@ -1,0 +1,90 @@
+"""Which nodes of a cluster are alive, and what happens to the calls of one that is not.
+
+Each node keeps a key in Redis that expires unless renewed. A call's media lives on one node;
+when that node's key has expired, any other node ends its answered calls with
+``media_failure`` (the compare-and-set on the call's state lets exactly one node do it), so
+the people in them are told instead of staring at frozen video.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import redis.asyncio as aioredis
+import sqlalchemy as sa
+
+from signaling import callstate as cs
+from signaling.service import CallService
+from storage import schema as s
+from storage.database import Database
+
+log = logging.getLogger(__name__)
+
+KEY = "tongban:node:"
+
+
+class NodeWatch:
+    ttl = 30.0  # seconds a node is believed alive after its last beat
+    every = 10.0  # seconds between beats and sweeps
+
+    def __init__(
+        self, client: aioredis.Redis, node_id: str, db: Database, calls: CallService
+    ) -> None:
+        self._redis = client
+        self._node = node_id
+        self._db = db
+        self._calls = calls
+        self._task: asyncio.Task[None] | None = None
+
+    async def beat(self) -> None:
+        await self._redis.set(KEY + self._node, str(time.time()), px=int(self.ttl * 1000))
+
+    async def sweep(self) -> int:
+        """End answered calls whose media node is gone; returns how many this node ended."""
+        async with self._db.connect() as conn:
+            rows = list(
+                await conn.execute(
+                    sa.select(s.calls.c.id, s.calls.c.media_node).where(
+                        s.calls.c.state == cs.ANSWERED,
+                        s.calls.c.media_node.is_not(None),
+                        s.calls.c.media_node != self._node,
+                    )
+                )
+            )
+        ended = 0
+        alive: dict[str, bool] = {}
+        for call_id, node in rows:
+            if node not in alive:
+                alive[node] = bool(await self._redis.exists(KEY + node))
+            if not alive[node]:
+                log.warning("node %s is gone: ending call %s (media_failure)", node, call_id)
+                ended += await self._calls.end_for(call_id, "media_failure")
+        return ended
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="node-watch")
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.beat()
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("node watch: Redis or the database is unavailable", exc_info=True)
+            await asyncio.sleep(self.every)
+
+    async def stop(self) -> None:
+        """A node that stops takes its calls' media with it: say so at once."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        try:
+            await self._redis.delete(KEY + self._node)
+        except Exception:
+            log.warning("could not clear this node's heartbeat", exc_info=True)
