@@ -1,0 +1,1 @@
+"""Monthly report benchmark: ``monthly_report`` over a generated month on PostgreSQL."""
