@@ -319,16 +319,41 @@ class FastSrtp:
         return result
 
     def protect(self, data: bytes) -> bytes:
-        return self._run(data, srtp_lib.srtp_protect, 144)  # SRTP_MAX_TRAILER_LEN
+        # _run inlined: this runs once per forwarded packet.
+        n = len(data)
+        if n > self._room - 144:  # SRTP_MAX_TRAILER_LEN
+            raise ValueError("packet is too long")
+        self._buffer[0:n] = data
+        length = self._len
+        length[0] = n
+        rc = _srtp_protect(self._ctx, self._cdata, length)
+        if rc:
+            raise pylibsrtp.Error(f"libsrtp error {rc}")
+        result: bytes = self._buffer[0 : length[0]]
+        return result
 
     def protect_rtcp(self, data: bytes) -> bytes:
         return self._run(data, srtp_lib.srtp_protect_rtcp, 148)  # SRTCP trailer
 
     def unprotect(self, data: bytes) -> bytes:
-        return self._run(data, srtp_lib.srtp_unprotect, 0)
+        n = len(data)
+        if n > self._room:
+            raise ValueError("packet is too long")
+        self._buffer[0:n] = data
+        length = self._len
+        length[0] = n
+        rc = _srtp_unprotect(self._ctx, self._cdata, length)
+        if rc:
+            raise pylibsrtp.Error(f"libsrtp error {rc}")
+        result: bytes = self._buffer[0 : length[0]]
+        return result
 
     def unprotect_rtcp(self, data: bytes) -> bytes:
         return self._run(data, srtp_lib.srtp_unprotect_rtcp, 0)
+
+
+_srtp_protect = srtp_lib.srtp_protect
+_srtp_unprotect = srtp_lib.srtp_unprotect
 
 
 class PublicSrtp(FastSrtp):
@@ -469,10 +494,24 @@ class LegSender:
         return True
 
     def send_rtp(self, packet: bytes) -> bool:
-        tx = self._session()
-        if tx is None:
+        # _session and _sendto inlined for the common case: once per forwarded packet.
+        dtls = self._dtls
+        tx = self._tx
+        if dtls._state is not DtlsState.CONNECTED:
             return False
-        return self._sendto(tx.protect(packet))
+        if tx is None or tx.session is not dtls._tx_srtp:
+            tx = self._session()
+            if tx is None:
+                return False
+        route = self._route or self._find_route()
+        if route is None:
+            return False
+        transport, addr = route
+        if transport.is_closing():
+            self._route = None
+            return False
+        transport.sendto(tx.protect(packet), addr)
+        return True
 
     def send_rtcp(self, packet: bytes) -> bool:
         tx = self._session()

@@ -350,16 +350,19 @@ def out_forward(
                     ext_block = _rewrite_extensions(out, data, header)
         else:
             ext_block = _rewrite_extensions(out, data, header)
-    packet = rtp_wire.rewrite(
-        data,
-        header,
-        payload_type=pt,
-        sequence_number=seq,
-        timestamp=ts,
-        ssrc=out.ssrc,
-        extension_block=ext_block,
-        patch=patch,
-    )
+    if ext_block is None and patch is None:
+        packet = rtp_wire.rewrite_fixed(data, pt, seq, ts, out.ssrc)
+    else:
+        packet = rtp_wire.rewrite(
+            data,
+            header,
+            payload_type=pt,
+            sequence_number=seq,
+            timestamp=ts,
+            ssrc=out.ssrc,
+            extension_block=ext_block,
+            patch=patch,
+        )
     out.history.put(seq, packet)
     if retransmission:
         ok = out_retransmit(out, packet)

@@ -200,6 +200,23 @@ def rewrite(
     return bytes(out)
 
 
+def rewrite_fixed(
+    data: bytes, payload_type: int, sequence_number: int, timestamp: int, ssrc: int
+) -> bytes:
+    """:func:`rewrite` for the byte-for-byte path (extension kept): the per-packet case."""
+    out = bytearray(data)
+    _HDR.pack_into(
+        out,
+        0,
+        out[0],
+        (out[1] & 0x80) | (payload_type & 0x7F),
+        sequence_number & 0xFFFF,
+        timestamp & 0xFFFFFFFF,
+        ssrc & 0xFFFFFFFF,
+    )
+    return bytes(out)
+
+
 def wrap_rtx(
     data: bytes, header: RtpHeader, *, payload_type: int, sequence_number: int, ssrc: int
 ) -> bytes:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import json
 import os
@@ -161,6 +162,7 @@ async def server_main(mode: str, record_dir: str, profile: str | None) -> None:
                     "rss": rss_kib(),
                     "packets_out": packets,
                     "recorded": sum(w.packets_written for w in writers),
+                    "gc": [g["collections"] for g in gc.get_stats()],
                     "stats": [c.stats() for c in calls.values()] if mode == "forward" else [],
                 }
             )
@@ -541,6 +543,7 @@ async def measure(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         "recorded_packets": end["recorded"] - start["recorded"],
         "recorded_mib": recorded / 2**20,
         "forward_stats": end["stats"],
+        "gc": [b - a for a, b in zip(start.get("gc", []), end.get("gc", []), strict=False)],
     }
 
 
@@ -605,8 +608,9 @@ async def orchestrate(args: argparse.Namespace) -> None:
             if args.verbose:
                 print(f"run {i + 1} {mode}:", table([row]).splitlines()[-1], flush=True)
                 print(f"  kernel share of server CPU: {row['system_share']:.0%}", flush=True)
-                if mode.startswith("forward"):
+                if mode == "forward":
                     print("  server counters:", row["forward_stats"], flush=True)
+                    print("  gc collections per generation:", row["gc"], flush=True)
                     print(
                         f"  recorded {row['recorded_packets']} packets, "
                         f"{row['recorded_mib']:.1f} MiB",

@@ -148,3 +148,12 @@ def test_mid_patched_in_place_equals_reserialised_block() -> None:
     assert fast == slow
     assert rtp_wire.one_byte_element(data, h, 9) is None
     assert rtp_wire.one_byte_element(packet(), rtp_wire.parse_header(packet()), 1) is None
+
+
+def test_rewrite_fixed_equals_rewrite() -> None:
+    data = packet(ext=one_byte_ext([(1, b"0"), (3, b"abc")]), pad=2, marker=True)
+    h = rtp_wire.parse_header(data)
+    expected = rtp_wire.rewrite(
+        data, h, payload_type=111, sequence_number=0x1FFFF, timestamp=1 << 33, ssrc=77
+    )
+    assert rtp_wire.rewrite_fixed(data, 111, 0x1FFFF, 1 << 33, 77) == expected
