@@ -65,7 +65,7 @@ export function mount(root, me) {
   }
 
   function play(r) {
-    const video = h("video", { id: "recording-video", controls: true, autoplay: true, preload: "metadata", src: downloadUrl(r) });
+    const video = h("video", { id: "recording-video", controls: true, autoplay: true, preload: "metadata", src: playUrl(r) });
     video.addEventListener("error", () => {
       toast("录像无法在浏览器中播放，请点击“下载”后用播放器查看。", { error: true });
     });
@@ -127,6 +127,11 @@ function field(id, title, input) {
 function trackName(t) {
   const who = t.participant || "";
   return t.label === "document" ? `${who} 高拍仪` : `${who} 人像`;
+}
+
+// in-page playback is audited as a play (recording.play), the 下载 button as a download
+function playUrl(r) {
+  return `${downloadUrl(r)}?inline=1`;
 }
 
 function downloadUrl(r) {
