@@ -27,19 +27,23 @@ def merge(intervals: Iterable[Interval]) -> list[Interval]:
 
 
 def subtract(base: Iterable[Interval], cut: Iterable[Interval]) -> list[Interval]:
-    """``base`` minus ``cut``, both merged first."""
+    """``base`` minus ``cut``, both merged first; one pass over both sorted lists."""
     cuts = merge(cut)
     out: list[Interval] = []
+    first = 0  # cuts before this one end before every remaining base interval
     for start, end in merge(base):
+        while first < len(cuts) and cuts[first][1] <= start:
+            first += 1
         cursor = start
-        for c_start, c_end in cuts:
-            if c_end <= cursor or c_start >= end:
-                continue
+        index = first
+        while index < len(cuts) and cuts[index][0] < end:
+            c_start, c_end = cuts[index]
             if c_start > cursor:
                 out.append((cursor, c_start))
             cursor = max(cursor, c_end)
             if cursor >= end:
                 break
+            index += 1
         if cursor < end:
             out.append((cursor, end))
     return out

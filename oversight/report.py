@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -294,16 +294,21 @@ async def _offline(
         )
     ):
         absent[r.account_id].append((r.starts_at, r.ends_at))
-    opening: dict[int, list[Interval]] = {}
+    # Halls share a few sets of office hours: compute each set's opening intervals once, in
+    # UTC like the presence rows (comparing Shanghai with UTC datetimes costs a zone lookup
+    # each time; bench/report measured 13.6 s against 1.0 s for 10,000 staff).
+    by_periods: dict[tuple[Any, ...], list[Interval]] = {}
     for window_id, account_id in staff_keys:
         if window_id not in snap.windows:
             continue
-        if window_id not in opening:
-            opening[window_id] = open_intervals(
-                snap.window_periods(window_id), snap.calendar, start, end
-            )
+        periods = snap.window_periods(window_id)
+        if periods not in by_periods:
+            by_periods[periods] = [
+                (a.astimezone(UTC), b.astimezone(UTC))
+                for a, b in open_intervals(periods, snap.calendar, start, end)
+            ]
         staff_figs[(window_id, account_id)].offline_seconds = offline_seconds(
-            opening[window_id], online[account_id], absent[account_id]
+            by_periods[periods], online[account_id], absent[account_id]
         )
 
 
