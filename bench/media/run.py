@@ -1,18 +1,25 @@
-"""N concurrent recorded 1:1 calls through the server: RTP forwarding vs decode/re-encode.
+"""N concurrent recorded 1:1 calls through the server: RTP forwarding, decode/re-encode, Janus.
 
     .venv/bin/python -m bench.media.run --calls 2 --seconds 20 --warmup 5 --repeat 3
 
 The server runs in its own process, each call's two aiortc clients in another process; all
-traffic on 127.0.0.1. Clients send VP8 640x480 at 30 fps held at 1 Mbit/s (textured frames,
-see ``media.testing``) plus Opus, and number every video frame. In ``forward`` mode the
-server is ``media.call.CallMedia`` with a ``recorder.dump.DumpWriter`` as its sink (as the real
-server records); ``naive`` is an aiortc ``MediaRelay`` decode/re-encode relay (no recording,
-which only flatters it). The modes alternate in one run with the same clients.
+traffic on 127.0.0.1. Clients send VP8 640x480 at 30 fps at 1 Mbit/s (textured frames, see
+``media.testing``; ``--clients replay``, the default, encodes a 10 s loop once with aiortc's
+VP8 settings and replays it, ``--clients encode`` encodes live) plus Opus, and number every
+video frame. Modes (``--modes``, run alternately, same clients):
+
+- ``forward``: ``media.call.CallMedia`` with a ``recorder.dump.DumpWriter`` as its sink, as the
+  real server records;
+- ``naive``: an aiortc ``MediaRelay`` decode/re-encode relay (re-encoding at 1 Mbit/s; no
+  recording, which only flatters it);
+- ``janus``: Debian's Janus 1.1.2, VideoRoom with recording (``bench/media/janus.py``); needs
+  the namespace of ``bench/media/netns.sh`` (run the whole benchmark inside it).
 
 Figures: server CPU (utime+stime of the server process from /proc/<pid>/stat, all threads)
-per call and per forwarded packet, packets and kbit/s the clients received, receive fps,
-missing frames, capture-to-decode latency p50/p95, server memory (VmRSS) per call.
-Bounded: ``--deadline`` seconds for the whole run, after which every process is killed.
+per call, per packet and normalised to 325 packets/s, datagrams and kbit/s the clients
+received, receive fps, missing frames, capture-to-decode latency p50/p95, server memory
+(VmRSS growth) per call; ratios naive/forward and forward/Janus. Bounded: ``--deadline``
+seconds for the whole run, after which every process is killed.
 """
 
 from __future__ import annotations
