@@ -438,6 +438,14 @@ def install_fast_receive(
         setattr(protocol, "datagram_received", handle)  # noqa: B010
 
 
+def receive_path(dtls: RTCDtlsTransport) -> tuple[bool, int]:
+    """(fast receive installed on every protocol, datagrams waiting in aioice's queue)."""
+    conn = dtls.transport._connection
+    protocols = conn._protocols
+    hooked = bool(protocols) and all("datagram_received" in p.__dict__ for p in protocols)
+    return hooked, conn._queue.qsize()
+
+
 def uninstall_packet_hooks(dtls: RTCDtlsTransport) -> None:
     """Drop the hooks so the closures (and the call they reference) can be collected."""
     for name in ("_handle_rtp_data", "_handle_rtcp_data"):

@@ -570,6 +570,13 @@ class CallMedia:
                 }
         return out
 
+    def receive_paths(self) -> dict[str, tuple[bool, int]]:
+        """Per participant: (SRTP taken in the socket callback, datagrams queued in aioice).
+
+        For tests and diagnosis: once connected, the first should be True and the second ~0.
+        """
+        return {name: ai.receive_path(leg.dtls) for name, leg in self._legs.items() if leg.dtls}
+
     def stats(self) -> dict[str, Any]:
         result: dict[str, Any] = self.counters.as_dict()
         result["call_id"] = self.call_id

@@ -43,6 +43,12 @@ async def test_two_party_video_and_audio_both_ways(harness: Harness, sink: Recor
 
     stats = harness.call.stats()
     assert stats["packets_out"] > 0
+    assert stats["receive_errors"] == 0
+    # SRTP is forwarded from the socket callback, not through aioice's queue and aiortc's task
+    paths = harness.call.receive_paths()
+    assert set(paths) == {"citizen", "clerk"}
+    for hooked, queued in paths.values():
+        assert hooked and queued < 8, paths
     assert stats["malformed_rtp"] == 0
     assert stats["plis_sent"] >= 1  # keyframe asked for when each receiving leg connected
     # the sink saw every track of both participants
