@@ -13,7 +13,9 @@ video frame. Modes (``--modes``, run alternately, same clients):
 - ``naive``: an aiortc ``MediaRelay`` decode/re-encode relay (re-encoding at 1 Mbit/s; no
   recording, which only flatters it);
 - ``janus``: Debian's Janus 1.1.2, VideoRoom with recording (``bench/media/janus.py``); needs
-  the namespace of ``bench/media/netns.sh`` (run the whole benchmark inside it).
+  the namespace of ``bench/media/netns.sh`` (run the whole benchmark inside it);
+- ``forward-uvloop``: ``forward`` on uvloop's event loop (an experiment; needs ``uvloop``
+  installed, which the project does not depend on).
 
 Figures: server CPU (utime+stime of the server process from /proc/<pid>/stat, all threads)
 per call, per packet and normalised to 325 packets/s, datagrams and kbit/s the clients
@@ -41,7 +43,7 @@ from typing import Any
 LOOPBACK = ["127.0.0.1"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TARGET_BITRATE = 1_000_000
-MODES = ["forward", "naive", "janus"]
+MODES = ["forward", "naive", "janus", "forward-uvloop"]
 REF_PACKETS = 325  # packets/s of one such call (both directions), as in NOTES-webrtc.md
 REPLAY_FRAMES = 300  # a 10 s loop, keyframe every 5 s
 NOISE = 8  # luma texture amplitude: makes VP8 at 640x480 use its 1 Mbit/s
@@ -714,7 +716,12 @@ def main() -> None:
     parser.add_argument("--janus-rec-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "server":
-        asyncio.run(server_main(args.mode, args.record_dir, args.profile))
+        if args.mode == "forward-uvloop":  # experiment: the same server on uvloop's event loop
+            import uvloop
+
+            uvloop.run(server_main("forward", args.record_dir, args.profile))
+        else:
+            asyncio.run(server_main(args.mode, args.record_dir, args.profile))
     elif args.role == "client":
         w, h = (int(x) for x in args.size.split("x"))
         asyncio.run(client_main(args))
