@@ -64,8 +64,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     ssl_context = server_ssl_context(settings)
     scheme = "https" if ssl_context else "http"
     log.info("serving on %s://%s:%s", scheme, args.host, args.port)
+    import uvloop
+
     web.run_app(
         create_app(settings),
+        loop=uvloop.new_event_loop(),
         host=args.host,
         port=args.port,
         ssl_context=ssl_context,
