@@ -19,7 +19,7 @@ from storage.db import create_engine, migrate
 from tongban.clock import Clock, SystemClock
 from tongban.settings import Settings
 from web import api_accounts, api_admin, api_cases
-from web.http import AccessLogger, errors_middleware, ok, origin_middleware
+from web.http import errors_middleware, ok, origin_middleware
 from web.metrics import Metrics
 from web.sessions import SessionPolicy, SessionService
 from web.state import SERVICES, SETTINGS, Services
@@ -150,6 +150,3 @@ async def metrics(request: web.Request) -> web.Response:
 async def index(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "index.html")
 
-
-def access_logger() -> type[AccessLogger]:
-    return AccessLogger
