@@ -149,4 +149,3 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def index(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "index.html")
-
