@@ -89,6 +89,14 @@ class Outbox:
         self.items.append((frozenset(to), event, payload))
 
 
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """The two columns of a call row the incoming view needs."""
+
+    case_id: int
+    window_id: int
+
+
 @dataclass
 class _KeyedLock:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -218,8 +226,17 @@ class CallService:
     async def _deadline(
         self, conn: AsyncConnection, call_id: str, kind: str, due: datetime
     ) -> None:
-        await conn.execute(sa.insert(s.deadlines).values(call_id=call_id, kind=kind, due_at=due))
-        self.hooks.deadline_added(due)
+        await self._deadlines(conn, call_id, {kind: due})
+
+    async def _deadlines(
+        self, conn: AsyncConnection, call_id: str, due: dict[str, datetime]
+    ) -> None:
+        """Store deadlines in one statement; the scheduler is woken for the earliest."""
+        await conn.execute(
+            sa.insert(s.deadlines),
+            [{"call_id": call_id, "kind": kind, "due_at": at} for kind, at in due.items()],
+        )
+        self.hooks.deadline_added(min(due.values()))
 
     async def _cancel_deadlines(self, conn: AsyncConnection, call_id: str, *kinds: str) -> None:
         query = sa.delete(s.deadlines).where(
@@ -259,6 +276,11 @@ class CallService:
         row = (await conn.execute(sa.select(s.cases).where(s.cases.c.id == case_id))).first()
         if row is None:
             return {"id": case_id}
+        return self._brief(snap, row)
+
+    @staticmethod
+    def _brief(snap: DirectorySnapshot, row: Any) -> dict[str, Any]:
+        """What a ringing clerk sees of the case: number, matter, masked applicant."""
         matter = next((m for m in snap.matters.values() if m.id == row.matter_id), None)
         return {
             "id": row.id,
@@ -308,11 +330,13 @@ class CallService:
         call: Call,
         row: Any,
         role: str = "callee",
+        *,
+        brief: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         return {
             "call_id": call.id,
             "role": role,
-            "case": await self._case_brief(conn, snap, row.case_id),
+            "case": brief if brief is not None else await self._case_brief(conn, snap, row.case_id),
             "caller": self.person(snap, call.caller_id),
             "window": self.window_view(snap, row.window_id),
             "requested_at": call.requested_at.isoformat(),
@@ -410,11 +434,24 @@ class CallService:
                 caller.id,
                 {"window": window.code, "on_duty": [a.username for a in on_duty]},
             )
-            await self._deadline(conn, call_id, "overdue", now + self.timing.ring_timeout)
-            await self._deadline(conn, call_id, "limit", now + self.timing.ring_limit)
-            call, row = await self._load(conn, call_id)
+            await self._deadlines(
+                conn,
+                call_id,
+                {"overdue": now + self.timing.ring_timeout, "limit": now + self.timing.ring_limit},
+            )
+            # the call as just written: no need to read it back
+            call = Call(
+                id=call_id,
+                state=cs.RINGING,
+                caller_id=caller.id,
+                rung=frozenset(a.id for a in on_duty),
+                declined=frozenset(),
+                requested_at=now,
+            )
             ringing = await self.ringing_view(conn, snap, call, window.id)
-            incoming = await self.incoming_view(conn, snap, call, row)
+            incoming = await self.incoming_view(
+                conn, snap, call, _Where(case.id, window.id), brief=self._brief(snap, case)
+            )
         outbox.add(call.rung, "call:incoming", incoming)
         outbox.add([caller.id], "call:ringing", ringing)
         await self._flush(outbox)
