@@ -39,3 +39,21 @@ def test_admin_creates_then_disables_an_account(open_page: Any) -> None:
     refused.locator("input[name=password]").fill("Fengqiu#2026h3")
     refused.get_by_role("button", name="登录").click()
     expect(refused.locator("#login-error")).to_be_visible()
+
+
+def test_admin_sees_office_hours_and_loads_next_year_s_calendar(open_page: Any) -> None:
+    admin = open_page("admin")
+    directory = admin.locator("#directory")
+    lankao = directory.locator(".hall", has_text="兰考县政务服务中心")
+    expect(lankao).to_contain_text("工作日 09:00-12:00，工作日 13:00-17:00")
+    expect(lankao).to_contain_text("HN-ZJ-001@410225")
+    calendar = admin.locator("#calendar")
+    calendar.get_by_role("button", name="导入节假日安排").click()
+    dialog = admin.locator("form", has=admin.locator("textarea"))
+    dialog.locator("textarea").fill("2027-01-01 放假 元旦")
+    dialog.get_by_role("button", name="保存").click()
+    expect(dialog.locator(".error-box")).to_contain_text("班")  # a mistyped line is explained
+    dialog.locator("textarea").fill("2027-01-01 休 元旦\n2027-02-07 班 春节调休")
+    dialog.get_by_role("button", name="保存").click()
+    expect(dialog).to_be_hidden()
+    expect(calendar).to_contain_text("2027")

@@ -4,13 +4,17 @@ import { get, patch, post } from "./api.js";
 import { dialog, display, h, replace, table, toast } from "./dom.js";
 import { errorText, ROLE_NAMES } from "./messages.js";
 import { genericTable, listOf } from "./generic.js";
+import { mountDirectory } from "./admin_directory.js";
 
 export function mount(root) {
   const status = h("div", { id: "status-line", class: "status-line", role: "status", "aria-live": "polite" }, "正在检查系统状态…");
   const warnings = h("section", { id: "warnings", class: "card" }, h("h2", {}, "系统提醒"));
   const sms = h("section", { id: "sms-failures", class: "card" }, h("h2", {}, "发送失败的短信"));
   const accounts = h("section", { id: "accounts", class: "card" }, h("h2", {}, "账号管理"));
-  replace(root, status, h("h1", {}, "系统管理"), warnings, sms, accounts);
+  const directory = h("section", { id: "directory", class: "card" }, h("h2", {}, "大厅、窗口与事项"));
+  const calendar = h("section", { id: "calendar", class: "card" }, h("h2", {}, "工作日历"));
+  replace(root, status, h("h1", {}, "系统管理"), warnings, sms, accounts, directory, calendar);
+  mountDirectory(directory, calendar);
   const problems = { warnings: 0, sms: 0 };
 
   function summarise() {

@@ -59,3 +59,4 @@ export function query(params) {
   const s = q.toString();
   return s ? `?${s}` : "";
 }
+export const put = (path, body = {}) => api("PUT", path, body);
