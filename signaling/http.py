@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from aiohttp import web
 
+from directory import store
 from signaling import callstate as cs
 from signaling.server import CALLS, PRESENCE
 from storage import schema as s
@@ -53,16 +54,22 @@ async def board(request: web.Request) -> web.Response:
         )
         for window_id, state, n in rows:
             counts[(window_id, state)] = int(n)
+    async with services.db.connect() as conn:
+        absences = await store.absences_at(
+            conn, [a.id for w in windows for a in snap.staff.get(w.id, ())], now
+        )
     out: list[dict[str, Any]] = []
     for window in sorted(windows, key=lambda w: w.code):
         staff = snap.staff.get(window.id, ())
         statuses = await hub.statuses([a.id for a in staff])
         open_now = snap.window_open(window.id, now)
+        on_duty = {a.id for a in snap.on_duty(window.id, now, absences)} if open_now else set()
         people = [
             {
                 "username": a.username,
                 "display_name": a.display_name,
                 "presence": statuses.get(a.id, "offline"),
+                "on_duty": a.id in on_duty,
             }
             for a in staff
         ]
@@ -74,7 +81,10 @@ async def board(request: web.Request) -> web.Response:
                 "hall": snap.hall_of(window.id).name,
                 "agency": snap.agency_of_window(window.id).name,
                 "open_now": open_now,
-                "staffed": open_now and any(p["presence"] != "offline" for p in people),
+                # R2: staffed when someone on duty (not marked absent) is online or in a call
+                "staffed": any(
+                    p["on_duty"] and p["presence"] in ("online", "busy") for p in people
+                ),
                 "staff": people,
                 "ringing": counts.get((window.id, cs.RINGING), 0)
                 + counts.get((window.id, cs.OVERDUE), 0),

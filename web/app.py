@@ -18,7 +18,7 @@ from storage.database import Database
 from storage.db import create_engine, migrate
 from tongban.clock import Clock, SystemClock
 from tongban.settings import Settings
-from web import api_accounts, api_admin, api_cases
+from web import api_accounts, api_admin, api_cases, api_duty
 from web.http import errors_middleware, ok, origin_middleware
 from web.metrics import Metrics
 from web.sessions import SessionPolicy, SessionService
@@ -86,6 +86,7 @@ def create_app(
     api_accounts.setup(app)
     api_cases.setup(app)
     api_admin.setup(app)
+    api_duty.setup(app)
     for part in parts if parts is not None else default_parts():
         part(app)
     if STATIC.is_dir():

@@ -440,3 +440,44 @@ async def test_me_shows_today_s_hours_and_experts_can_be_listed(
     status, body = await fq.get(f"/api/calls/{call_id}/experts")
     assert status == 200
     assert [e["username"] for e in body["experts"]] == ["fq.expert"]
+
+
+async def test_staff_marked_absent_are_not_rung_reminded_or_charged(
+    start_server: Any, sockets: Any
+) -> None:
+    """On duty means assigned, in office hours and not marked absent by a supervisor."""
+    from datetime import timedelta
+
+    server = await start_server(ring_timeout=0.3, ring_limit=0.6)
+    sup = await server.browser("fq.sup")
+    now = server.services.clock.now()
+    leave = {
+        "username": "fq.h2",
+        "starts_at": (now - timedelta(hours=1)).isoformat(),
+        "ends_at": (now + timedelta(hours=8)).isoformat(),
+        "reason": "年休假",
+    }
+    status, _ = await (await server.browser("xx.sup")).post(
+        "/api/absences", {**leave, "username": "lk.h1"}
+    )
+    assert status == 403, "Lankao is not under Xinxiang"
+    status, body = await sup.post("/api/absences", {**leave, "starts_at": "tomorrow morning"})
+    assert status == 400 and body["error"]["code"] == "invalid_time"
+    status, body = await sup.post("/api/absences", leave)
+    assert status == 201, body
+    status, body = await sup.get("/api/absences")
+    assert [a["username"] for a in body["absences"]] == ["fq.h2"]
+
+    case_id = await make_case(server)
+    caller = await sockets(server, "zz.a1")
+    ack = await caller.call("call:request", {"case_id": case_id})
+    assert [p["username"] for p in ack["on_duty"]] == ["fq.h1"]
+    assert (await caller.next("call:ended"))["reason"] == "missed"
+    misses = await rows(server, s.misses, s.misses.c.call_id == ack["call_id"])
+    reminders = await rows(server, s.sms_outbox, s.sms_outbox.c.template == "reminder")
+    assert [m.account_id for m in misses] == [r.account_id for r in reminders]
+    assert len(misses) == 1
+    status, board = await sup.get("/api/board")
+    (fq,) = [w for w in board["windows"] if w["code"] == "FQ-ZJ-01"]
+    assert {p["username"]: p["on_duty"] for p in fq["staff"]} == {"fq.h1": True, "fq.h2": False}
+    assert fq["staffed"] is False, "nobody on duty is online"
