@@ -85,6 +85,7 @@ async def list_absences(request: web.Request) -> web.Response:
                 sa.select(s.absences)
                 .where(s.absences.c.account_id.in_(ids or [-1]))
                 .where(s.absences.c.ends_at > services.clock.now())
+                .where(s.absences.c.ends_at > s.absences.c.starts_at)  # not cancelled
                 .order_by(s.absences.c.starts_at)
             )
         )
@@ -106,7 +107,8 @@ async def list_absences(request: web.Request) -> web.Response:
 
 
 async def end_absence(request: web.Request) -> web.Response:
-    """Ends an absence now (the record stays: it explains past duty)."""
+    """Ends an absence now, or cancels one not yet begun (the record stays: it explains past
+    duty)."""
     session = await require_role(request, "supervisor")
     services = request.app[SERVICES]
     snap = await services.directory.snapshot()

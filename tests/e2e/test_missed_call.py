@@ -51,3 +51,19 @@ def test_unanswered_call_reminds_by_sms_and_the_supervisor_confirms_the_miss(
         response = supervisor.request.get(href)
         assert response.ok, href
         assert kind in response.headers["content-type"]
+
+
+def test_supervisor_registers_and_cancels_an_absence(open_page: Any) -> None:
+    """Absent staff are not on duty; the supervisor records leave in the page."""
+    supervisor = open_page("fq.sup")
+    supervisor.get_by_role("tab", name="缺勤登记").click()
+    form = supervisor.locator("#absence-form")
+    form.locator("#absence-username").fill("fq.h2")
+    form.locator("#absence-from").fill("2030-01-07T09:00")
+    form.locator("#absence-to").fill("2030-01-07T17:00")
+    form.locator("#absence-reason").fill("培训")
+    form.get_by_role("button", name="登记缺勤").click()
+    row = supervisor.locator("#tab-body tr", has_text="fq.h2")
+    expect(row).to_contain_text("培训")
+    row.get_by_role("button", name="提前结束").click()
+    expect(supervisor.locator("#tab-body")).to_contain_text("当前没有登记的缺勤")

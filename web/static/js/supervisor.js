@@ -13,7 +13,7 @@ export function mount(root, me) {
   let boardTimer = null;
   const status = h("div", { id: "status-line", class: "status-line", role: "status", "aria-live": "polite" });
   const body = h("div", { id: "tab-body" });
-  const tabs = { board: "实时看板", misses: "未接核实", escalations: "升级通报", report: "月度报表" };
+  const tabs = { board: "实时看板", misses: "未接核实", escalations: "升级通报", report: "月度报表", absences: "缺勤登记" };
   const tabBar = h("div", { class: "tabs", role: "tablist" }, Object.entries(tabs).map(([key, title]) =>
     h("button", { type: "button", class: "btn", role: "tab", id: `tab-${key}`, onclick: () => show(key) }, title)));
   replace(root, status, h("h1", {}, `${me.agency ? me.agency.name : ""} 监督`), tabBar, body);
@@ -33,6 +33,7 @@ export function mount(root, me) {
       boardTimer = setInterval(loadBoard, BOARD_EVERY_MS);
     } else if (key === "misses") loadMisses();
     else if (key === "escalations") loadEscalations();
+    else if (key === "absences") loadAbsences();
     else loadReport();
   }
 
@@ -164,6 +165,58 @@ export function mount(root, me) {
   }
 
   // ---- monthly report ----------------------------------------------------------------
+
+  // Staff on leave, in training or on another duty are not on duty: not rung, not reminded,
+  // not charged with misses for that time.
+  async function loadAbsences() {
+    let rows;
+    try {
+      rows = listOf(await get("/api/absences"), "absences");
+    } catch (err) {
+      replace(body, h("div", { class: "error-box" }, errorText(err.error)));
+      return;
+    }
+    const error = h("div", { class: "error-box", role: "alert", hidden: true });
+    const local = (d) => {
+      const pad = (n) => String(n).padStart(2, "0");
+      return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+    };
+    const now = new Date();
+    const form = h("form", { id: "absence-form", class: "inline" },
+      h("div", {}, h("label", { for: "absence-username" }, "人员账号"), h("input", { id: "absence-username", name: "username", required: true, placeholder: "如 fq.h2" })),
+      h("div", {}, h("label", { for: "absence-from" }, "开始"), h("input", { id: "absence-from", name: "from", type: "datetime-local", required: true, value: local(now) })),
+      h("div", {}, h("label", { for: "absence-to" }, "结束"), h("input", { id: "absence-to", name: "to", type: "datetime-local", required: true })),
+      h("div", {}, h("label", { for: "absence-reason" }, "事由"), h("input", { id: "absence-reason", name: "reason", required: true, placeholder: "年休假、培训、其他公务" })),
+      h("button", { type: "submit", class: "btn btn-primary" }, "登记缺勤"));
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const f = form.elements;
+      const iso = (value) => new Date(value).toISOString();
+      try {
+        await post("/api/absences", {
+          username: f.username.value.trim(), starts_at: iso(f.from.value), ends_at: iso(f.to.value),
+          reason: f.reason.value.trim(),
+        });
+        toast("已登记：该人员在此期间不在岗，不会被呼叫、提醒或记未接。");
+        loadAbsences();
+      } catch (err) {
+        error.textContent = errorText(err.error);
+        error.hidden = false;
+      }
+    });
+    replace(body, h("p", { class: "hint" }, "登记后，该人员在缺勤期间不算在岗：不响铃、不发短信提醒、不记未接。"), form, error,
+      table(rows, [
+        { title: "人员", render: (a) => `${a.display_name}（${a.username}）` },
+        { title: "开始", render: (a) => fmtDateTime(a.starts_at) },
+        { title: "结束", render: (a) => fmtDateTime(a.ends_at) },
+        { title: "事由", key: "reason" },
+        { title: "操作", render: (a) => h("button", { type: "button", class: "btn", onclick: async () => {
+          try { await post(`/api/absences/${a.id}/end`); toast("已结束该缺勤。"); loadAbsences(); }
+          catch (err) { toast(errorText(err.error), { error: true }); }
+        } }, "提前结束") },
+      ], { empty: "当前没有登记的缺勤。" }));
+    say(`${rows.length} 条缺勤登记`);
+  }
 
   async function loadReport() {
     const base = `/api/reports/monthly${query({ month })}`;
