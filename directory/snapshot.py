@@ -30,8 +30,10 @@ class DirectorySnapshot:
     calendar: WorkCalendar
     accounts: Mapping[int, Account] = field(default_factory=dict)
     _children: dict[int, list[int]] = field(default_factory=dict, repr=False)
+    _by_username: dict[str, Account] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        self._by_username.update({a.username: a for a in self.accounts.values()})
         for agency in self.agencies.values():
             if agency.parent_id is not None:
                 self._children.setdefault(agency.parent_id, []).append(agency.id)
@@ -71,7 +73,7 @@ class DirectorySnapshot:
             raise NotFound("没有这个账号", code="account_not_found") from None
 
     def account_by_username(self, username: str) -> Account | None:
-        return next((a for a in self.accounts.values() if a.username == username), None)
+        return self._by_username.get(username)
 
     # --- halls and windows ---
     def window(self, window_id: int) -> Window:

@@ -13,10 +13,9 @@ from pydantic import Field
 from directory.office_hours import Period
 from directory.store import load_calendar_days
 from storage import schema as s
-from storage.database import audit
 from tongban.errors import InvalidInput, NotFound
 from tongban.validation import Payload
-from web.http import int_param, ok, read_body, require_role, source_of
+from web.http import audit_by, int_param, ok, read_body, require_role
 from web.state import SERVICES
 
 
@@ -117,16 +116,13 @@ async def set_office_hours(request: web.Request) -> web.Response:
                     hall_id=hall_id, days=p.days, opens=raw.opens, closes=raw.closes
                 )
             )
-        await audit(
+        await audit_by(
             conn,
-            at=services.clock.now(),
-            actor=session.account.username,
-            actor_id=session.account.id,
-            action="directory.office_hours",
-            target=f"hall:{hall_id}",
-            result="ok",
-            source=source_of(request),
-            detail={"periods": [f"{p.days} {p.label()}" for p in periods]},
+            request,
+            session,
+            "directory.office_hours",
+            f"hall:{hall_id}",
+            {"periods": [f"{p.days} {p.label()}" for p in periods]},
         )
     await services.directory.reload()
     return ok()
@@ -161,16 +157,13 @@ async def set_window_matters(request: web.Request) -> web.Response:
         )
         if rows:
             await conn.execute(sa.insert(s.window_matters), rows)
-        await audit(
+        await audit_by(
             conn,
-            at=services.clock.now(),
-            actor=session.account.username,
-            actor_id=session.account.id,
-            action="directory.window_matters",
-            target=window.code,
-            result="ok",
-            source=source_of(request),
-            detail={"owns": [f"{i.matter_code}@{i.region_code}" for i in body.owns]},
+            request,
+            session,
+            "directory.window_matters",
+            window.code,
+            {"owns": [f"{i.matter_code}@{i.region_code}" for i in body.owns]},
         )
     await services.directory.reload()
     return ok()
@@ -189,15 +182,13 @@ async def load_calendar(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     async with services.db.begin() as conn:
         await load_calendar_days(conn, days)
-        await audit(
+        await audit_by(
             conn,
-            at=services.clock.now(),
-            actor=session.account.username,
-            actor_id=session.account.id,
-            action="calendar.load",
-            result="ok",
-            source=source_of(request),
-            detail={"days": len(days), "years": sorted({d.year for d in days})},
+            request,
+            session,
+            "calendar.load",
+            "",
+            {"days": len(days), "years": sorted({d.year for d in days})},
         )
     snap = await services.directory.reload()
     return ok(

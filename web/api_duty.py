@@ -10,10 +10,9 @@ from aiohttp import web
 from pydantic import Field
 
 from storage import schema as s
-from storage.database import audit
 from tongban.errors import Forbidden, InvalidInput, NotFound
 from tongban.validation import Payload
-from web.http import int_param, ok, read_body, require_role, source_of
+from web.http import audit_by, int_param, ok, read_body, require_role
 from web.state import SERVICES
 
 
@@ -59,16 +58,13 @@ async def add_absence(request: web.Request) -> web.Response:
             )
             .returning(s.absences.c.id)
         )
-        await audit(
+        await audit_by(
             conn,
-            at=services.clock.now(),
-            actor=session.account.username,
-            actor_id=session.account.id,
-            action="duty.absence",
-            target=staff.username,
-            result="ok",
-            source=source_of(request),
-            detail={"from": starts.isoformat(), "to": ends.isoformat(), "reason": body.reason},
+            request,
+            session,
+            "duty.absence",
+            staff.username,
+            {"from": starts.isoformat(), "to": ends.isoformat(), "reason": body.reason},
         )
     return ok({"id": absence_id}, status=201)
 
@@ -128,16 +124,8 @@ async def end_absence(request: web.Request) -> web.Response:
             .where(s.absences.c.id == absence_id)
             .values(ends_at=max(min(row.ends_at, now), row.starts_at))
         )
-        await audit(
-            conn,
-            at=now,
-            actor=session.account.username,
-            actor_id=session.account.id,
-            action="duty.absence_end",
-            target=staff.username,
-            result="ok",
-            source=source_of(request),
-            detail={"absence": absence_id},
+        await audit_by(
+            conn, request, session, "duty.absence_end", staff.username, {"absence": absence_id}
         )
     return ok()
 

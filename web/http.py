@@ -11,7 +11,9 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.database import audit
 from tongban.errors import Forbidden, InvalidInput, TongbanError, TooLarge
 from tongban.validation import parse
 from web.sessions import Session
@@ -116,6 +118,29 @@ async def read_body(request: web.Request, model: type[M]) -> M:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InvalidInput("请求内容不是有效的 JSON", code="invalid_json") from err
     return parse(model, data)
+
+
+async def audit_by(
+    conn: AsyncConnection,
+    request: web.Request,
+    session: Session,
+    action: str,
+    target: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """An action taken by the signed-in user of this request, audited in ``conn``'s
+    transaction (who, what, when, from where)."""
+    await audit(
+        conn,
+        at=request.app[SERVICES].clock.now(),
+        actor=session.account.username,
+        actor_id=session.account.id,
+        action=action,
+        target=target,
+        result="ok",
+        source=source_of(request),
+        detail=detail,
+    )
 
 
 def int_param(request: web.Request, name: str) -> int:
