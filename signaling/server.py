@@ -169,7 +169,12 @@ async def _close_sockets(app: web.Application) -> None:
     clients reconnect to another node)."""
     sio = app[SIO]
     if sio.eio.sockets:  # engine.io's disconnect-all fails on an empty set
-        await sio.eio.disconnect()  # every client of this node
+        try:
+            # every client of this node; bounded: a socket whose writer already died would
+            # otherwise wait forever for its send queue to drain
+            await asyncio.wait_for(sio.eio.disconnect(), SHUTDOWN_DISCONNECT_S)
+        except TimeoutError:
+            log.warning("some sockets did not close within %s s", SHUTDOWN_DISCONNECT_S)
     await sio.shutdown()
 
 
@@ -248,6 +253,7 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
             await redis_client.aclose()
 
 
+SHUTDOWN_DISCONNECT_S = 5.0
 KEEPALIVE_EVERY_S = 60.0
 SESSION_RECHECK_S = 15.0
 GC_FREEZE_EVERY_S = 600.0
