@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from directory.duty import Absence, on_duty
+from directory.duty import Absence, absent
 from directory.model import Account, Agency, Hall, Matter, Window
 from directory.office_hours import Period, is_open, next_opening
 from directory.workcalendar import WorkCalendar
@@ -115,16 +115,14 @@ class DirectorySnapshot:
     def on_duty(
         self, window_id: int, at: datetime, absences: Mapping[int, list[Absence]]
     ) -> list[Account]:
-        """Staff on duty at the window at ``at``: assigned, open, not marked absent."""
-        periods = self.window_periods(window_id)
+        """Staff on duty at the window at ``at``: assigned, open, not marked absent.
+
+        The same rule as ``duty.on_duty`` for each member, with the window's office hours
+        (the same for all its staff) evaluated once instead of once per member."""
+        if not self.window_open(window_id, at):
+            return []
         return [
             account
             for account in self.staff.get(window_id, ())
-            if on_duty(
-                assigned=True,
-                periods=periods,
-                calendar=self.calendar,
-                absences=absences.get(account.id, []),
-                at=at,
-            )
+            if not absent(absences.get(account.id, ()), at)
         ]

@@ -123,7 +123,7 @@ class PresenceHub:
         except Exception:  # Redis restarting: calls go on, presence shows as unknown
             log.warning("presence store unavailable", exc_info=True)
             return {a: "unknown" for a in ids}
-        busy = await self.calls.busy_accounts() if self.calls.clustered else self.in_call
+        busy = await self.calls.busy_accounts(ids) if self.calls.clustered else self.in_call
         return {a: effective(c, a in busy) for a, c in chosen.items()}
 
 
@@ -220,7 +220,9 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
     hooks: CallHooks = bridge if bridge is not None else NoHooks()
     if bridge is not None:
         bridge.calls = calls
-    calls.hooks = _SchedulerHooks(hooks, scheduler, hub, app.get(SMS_WORKER))
+    scheduler_hooks = _SchedulerHooks(hooks, scheduler, hub, app.get(SMS_WORKER))
+    calls.hooks = scheduler_hooks
+    calls.on_busy_change = scheduler_hooks.hub_refresh
     app[CALLS] = calls
     app[PRESENCE] = hub
     _register(sio, services, calls, hub)
@@ -303,11 +305,9 @@ class _SchedulerHooks:
         self.sms = sms
 
     async def call_answered(self, call_id: str) -> None:
-        await self.hub_refresh()
         await self.inner.call_answered(call_id)
 
     async def call_finished(self, call_id: str) -> None:
-        await self.hub_refresh()
         await self.inner.call_finished(call_id)
 
     def sms_queued(self) -> None:
@@ -322,6 +322,8 @@ class _SchedulerHooks:
         self.inner.deadline_added(due_at)
 
     async def hub_refresh(self) -> None:
+        """The service calls this when someone joined an answered call or one ended (not
+        after every call end: a call cancelled while ringing changes nobody's presence)."""
         self.hub.in_call = await self.hub.calls.busy_accounts()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cases.service import can_see_case
 from directory import store
+from directory.duty import Absence
 from directory.model import Account
 from directory.service import DirectoryService
 from directory.snapshot import DirectorySnapshot
@@ -97,10 +98,66 @@ class _Where:
     window_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Member:
+    """The columns of a call member the state machine needs."""
+
+    account_id: int
+    role: str
+    on_duty: bool
+    declined_at: datetime | None
+    joined_at: datetime | None
+
+
 @dataclass
 class _KeyedLock:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
+
+
+def _request_query(case_id: int, caller_id: int, now: datetime) -> sa.Select[Any]:
+    """The case row, plus ``active_call_id`` (the caller's live call, if any),
+    ``routed_window_id`` (the home window as the database routes the case: its own, else the
+    owner of its matter in its region) and ``absent_at_window`` (how many absences of staff
+    assigned to that window cover ``now``)."""
+    routed = sa.func.coalesce(
+        s.cases.c.home_window_id,
+        sa.select(s.window_matters.c.window_id)
+        .where(
+            s.window_matters.c.matter_id == s.cases.c.matter_id,
+            s.window_matters.c.region_code == s.cases.c.region_code,
+        )
+        .limit(1)
+        .correlate(s.cases)
+        .scalar_subquery(),
+    )
+    active = (
+        sa.select(s.calls.c.id)
+        .where(s.calls.c.caller_id == caller_id, s.calls.c.state.in_(cs.LIVE_STATES))
+        .limit(1)
+        .scalar_subquery()
+    )
+    absent = (
+        sa.select(sa.func.count())
+        .select_from(s.absences)
+        .where(
+            s.absences.c.account_id.in_(
+                sa.select(s.account_windows.c.account_id)
+                .where(s.account_windows.c.window_id == routed)
+                .correlate(s.cases)
+            ),
+            s.absences.c.starts_at <= now,
+            s.absences.c.ends_at > now,
+        )
+        .correlate(s.cases)
+        .scalar_subquery()
+    )
+    return sa.select(
+        s.cases,
+        active.label("active_call_id"),
+        routed.label("routed_window_id"),
+        absent.label("absent_at_window"),
+    ).where(s.cases.c.id == case_id)
 
 
 async def _member(conn: AsyncConnection, call_id: str, account_id: int) -> Any:
@@ -129,6 +186,9 @@ class CallService:
         self.hooks: CallHooks = hooks or NoHooks()
         self._locks: dict[str, _KeyedLock] = {}
         self.online_probe: Any = None  # set by the socket layer: async (ids) -> {id: status}
+        # set by the socket layer: who is in an answered call may have changed (someone
+        # joined one, or one ended); not called for calls that end while still ringing
+        self.on_busy_change: Callable[[], Awaitable[None]] | None = None
         self.clustered = False
 
     # --- plumbing -------------------------------------------------------------------------
@@ -158,15 +218,32 @@ class CallService:
     async def _load(
         self, conn: AsyncConnection, call_id: str, *, lock: bool = False
     ) -> tuple[Call, Any]:
-        query = sa.select(s.calls).where(s.calls.c.id == call_id)
-        if lock and conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        row = (await conn.execute(query)).first()
-        if row is None:
-            raise NotFound("没有这个通话", code="call_not_found")
-        members = list(
-            await conn.execute(sa.select(s.call_members).where(s.call_members.c.call_id == call_id))
+        # the call and its members in one statement: one row per member (a call always has
+        # its caller; the outer join still yields the call if it had none)
+        m = s.call_members.c
+        query = (
+            sa.select(
+                s.calls,
+                m.account_id.label("m_account_id"),
+                m.role.label("m_role"),
+                m.on_duty.label("m_on_duty"),
+                m.declined_at.label("m_declined_at"),
+                m.joined_at.label("m_joined_at"),
+            )
+            .outerjoin(s.call_members, m.call_id == s.calls.c.id)
+            .where(s.calls.c.id == call_id)
         )
+        if lock and conn.dialect.name == "postgresql":
+            query = query.with_for_update(of=s.calls)
+        rows = list(await conn.execute(query))
+        if not rows:
+            raise NotFound("没有这个通话", code="call_not_found")
+        row = rows[0]
+        members = [
+            _Member(r.m_account_id, r.m_role, r.m_on_duty, r.m_declined_at, r.m_joined_at)
+            for r in rows
+            if r.m_account_id is not None
+        ]
         call = Call(
             id=row.id,
             state=row.state,
@@ -356,16 +433,14 @@ class CallService:
             raise Forbidden("只有申请地通办窗口人员可以发起协助请求", code="not_applicant_staff")
         outbox = Outbox()
         async with self._db.begin() as conn:
-            case = (await conn.execute(sa.select(s.cases).where(s.cases.c.id == case_id))).first()
+            # one statement for the case, the caller's live call and whether anyone at the
+            # home window is absent now (a round trip costs more than the three lookups)
+            case = (await conn.execute(_request_query(case_id, caller.id, now))).first()
             if case is None:
                 raise NotFound("没有这个案件", code="case_not_found")
             if not can_see_case(caller, case, snap):
                 raise Forbidden("无权查看该案件", code="case_not_visible")
-            active = await conn.scalar(
-                sa.select(s.calls.c.id).where(
-                    s.calls.c.caller_id == caller.id, s.calls.c.state.in_(cs.LIVE_STATES)
-                )
-            )
+            active = case.active_call_id
             if active is not None:
                 raise Conflict(
                     "您已有一个进行中的协助请求", code="call_already_active", call_id=active
@@ -385,9 +460,12 @@ class CallService:
                     code="outside_office_hours",
                     next_opening=nxt.isoformat() if nxt else None,
                 )
-            absences = await store.absences_at(
-                conn, [a.id for a in snap.staff.get(window.id, ())], now
-            )
+            absences: dict[int, list[Absence]] = {}
+            if case.routed_window_id != window.id or case.absent_at_window:
+                # someone there is absent (or the snapshot routes elsewhere): who, exactly
+                absences = await store.absences_at(
+                    conn, [a.id for a in snap.staff.get(window.id, ())], now
+                )
             on_duty = snap.on_duty(window.id, now, absences)
             if not on_duty:
                 raise InvalidInput("属地窗口当前没有值班人员", code="no_staff_on_duty")
@@ -497,6 +575,7 @@ class CallService:
                     {"call_id": call_id, "by": self.person(snap, who.id)},
                 )
         await self._flush(outbox)
+        await self._busy_changed()
         if not expert:
             await self.hooks.call_answered(call_id)
         return payload
@@ -666,6 +745,8 @@ class CallService:
                 ended["by"] = self.person(snap, actor)
             outbox.add(everyone, "call:ended", ended)
         await self._flush(outbox)
+        if call.state == cs.ANSWERED:  # a call that ends ringing had nobody in it yet
+            await self._busy_changed()
         await self.hooks.call_finished(call_id)
 
     async def _record_misses(
@@ -901,19 +982,32 @@ class CallService:
                     )
         return out
 
-    async def busy_accounts(self) -> set[int]:
-        """Everyone in an answered call right now."""
-        async with self._db.connect() as conn:
-            rows = await conn.execute(
-                sa.select(s.call_members.c.account_id)
-                .join(s.calls, s.calls.c.id == s.call_members.c.call_id)
-                .where(
-                    s.calls.c.state == cs.ANSWERED,
-                    s.call_members.c.joined_at.is_not(None),
-                    s.call_members.c.left_at.is_(None),
-                )
+    async def busy_accounts(self, among: Iterable[int] | None = None) -> set[int]:
+        """Everyone in an answered call right now (of ``among``, when given: a lookup by
+        account instead of a pass over every answered call)."""
+        query = (
+            sa.select(s.call_members.c.account_id)
+            .join(s.calls, s.calls.c.id == s.call_members.c.call_id)
+            .where(
+                s.calls.c.state == cs.ANSWERED,
+                s.call_members.c.joined_at.is_not(None),
+                s.call_members.c.left_at.is_(None),
             )
-            return {r.account_id for r in rows}
+        )
+        if among is not None:
+            wanted = sorted(set(among))
+            if not wanted:
+                return set()
+            query = query.where(s.call_members.c.account_id.in_(wanted))
+        async with self._db.connect() as conn:
+            return {r.account_id for r in await conn.execute(query)}
+
+    async def _busy_changed(self) -> None:
+        if self.on_busy_change is not None:
+            try:
+                await self.on_busy_change()
+            except Exception:
+                log.exception("could not refresh who is in a call")
 
     async def refresh_ringing_for(self, account_id: int) -> None:
         """Someone rung by a call came or went: its caller sees who is online now."""
