@@ -378,3 +378,73 @@ recordings = sa.Table(
     sa.Column("deleted_at", TS, nullable=True),
     sa.Column("error", sa.String(500), nullable=True),
 )
+
+# Callers' ratings for the monthly report (R13): an index-only scan of the few rated rows
+# instead of the whole table.
+sa.Index(
+    "ix_call_members_caller_rating",
+    call_members.c.call_id,
+    postgresql_include=["rating"],
+    postgresql_where=sa.and_(call_members.c.role == "caller", call_members.c.rating.is_not(None)),
+    sqlite_where=sa.and_(call_members.c.role == "caller", call_members.c.rating.is_not(None)),
+)
+
+# --- monthly report rollup (issue 7) --------------------------------------------------------
+# Derived data, rebuilt from the tables above at will (so no foreign keys): the report reads
+# finished Asia/Shanghai days from here and aggregates only the unfinished rest live.
+
+# One row per day and part ("calls" or "offline") rolled up. Triggers (migration 0002) add 1
+# to ``version`` whenever a source row of that day changes (a rating, a decline, an
+# ``unnecessary`` mark, a presence interval); the day is current while ``built_version``
+# equals ``version``.
+report_days = sa.Table(
+    "report_days",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("part", sa.String(8), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("built_version", sa.Integer, nullable=True),
+    sa.Column("built_at", TS, nullable=True),
+)
+
+# Per day and window (``account_id`` NULL: all the window's calls) and per day, window and
+# staff member (the calls that rang them, the ones they answered, marked unnecessary).
+report_daily = sa.Table(
+    "report_daily",
+    metadata,
+    _id(),
+    sa.Column("day", sa.Date, nullable=False, index=True),
+    sa.Column("window_id", sa.Integer, nullable=False),
+    sa.Column("account_id", sa.Integer, nullable=True),
+    sa.Column("requests", sa.Integer, nullable=False),
+    sa.Column("answered", sa.Integer, nullable=False),
+    sa.Column("answered_late", sa.Integer, nullable=False),
+    sa.Column("unnecessary", sa.Integer, nullable=False),
+    sa.Column("rating_sum", sa.Integer, nullable=False),
+    sa.Column("ratings", sa.Integer, nullable=False),
+    # whole seconds to answer, comma-separated, one per call (exact percentiles); the window
+    # row holds only calls answered by no one in particular, its staff rows the rest
+    sa.Column("waits", sa.Text, nullable=True),
+)
+
+report_daily_declines = sa.Table(
+    "report_daily_declines",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("window_id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.Integer, primary_key=True),
+    sa.Column("reason", sa.String(500), primary_key=True),
+    sa.Column("declines", sa.Integer, nullable=False),
+)
+
+# Office-hours time offline (R2) per day and staff member, absences not deducted (the report
+# computes staff with absences live). ``hours_key`` fingerprints the month's opening
+# intervals the day was computed against.
+report_offline = sa.Table(
+    "report_offline",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("account_id", sa.Integer, primary_key=True),
+    sa.Column("hours_key", sa.String(16), primary_key=True),
+    sa.Column("offline_us", sa.BigInteger, nullable=False),
+)
