@@ -115,11 +115,11 @@ class _KeyedLock:
     users: int = 0
 
 
-def _request_query(case_id: int, caller_id: int, now: datetime) -> sa.Select[Any]:
+def _request_query() -> sa.Select[Any]:
     """The case row, plus ``active_call_id`` (the caller's live call, if any),
     ``routed_window_id`` (the home window as the database routes the case: its own, else the
     owner of its matter in its region) and ``absent_at_window`` (how many absences of staff
-    assigned to that window cover ``now``)."""
+    assigned to that window cover ``now``). Parameters: case_id, caller_id, now."""
     routed = sa.func.coalesce(
         s.cases.c.home_window_id,
         sa.select(s.window_matters.c.window_id)
@@ -133,7 +133,9 @@ def _request_query(case_id: int, caller_id: int, now: datetime) -> sa.Select[Any
     )
     active = (
         sa.select(s.calls.c.id)
-        .where(s.calls.c.caller_id == caller_id, s.calls.c.state.in_(cs.LIVE_STATES))
+        .where(
+            s.calls.c.caller_id == sa.bindparam("caller_id"), s.calls.c.state.in_(cs.LIVE_STATES)
+        )
         .limit(1)
         .scalar_subquery()
     )
@@ -146,8 +148,8 @@ def _request_query(case_id: int, caller_id: int, now: datetime) -> sa.Select[Any
                 .where(s.account_windows.c.window_id == routed)
                 .correlate(s.cases)
             ),
-            s.absences.c.starts_at <= now,
-            s.absences.c.ends_at > now,
+            s.absences.c.starts_at <= sa.bindparam("now"),
+            s.absences.c.ends_at > sa.bindparam("now"),
         )
         .correlate(s.cases)
         .scalar_subquery()
@@ -157,7 +159,45 @@ def _request_query(case_id: int, caller_id: int, now: datetime) -> sa.Select[Any
         active.label("active_call_id"),
         routed.label("routed_window_id"),
         absent.label("absent_at_window"),
-    ).where(s.cases.c.id == case_id)
+    ).where(s.cases.c.id == sa.bindparam("case_id"))
+
+
+def _load_query() -> sa.Select[Any]:
+    """A call and its members in one statement: one row per member (a call always has its
+    caller; the outer join still yields the call if it had none). Parameter: call_id."""
+    m = s.call_members.c
+    return (
+        sa.select(
+            s.calls,
+            m.account_id.label("m_account_id"),
+            m.role.label("m_role"),
+            m.on_duty.label("m_on_duty"),
+            m.declined_at.label("m_declined_at"),
+            m.joined_at.label("m_joined_at"),
+        )
+        .outerjoin(s.call_members, m.call_id == s.calls.c.id)
+        .where(s.calls.c.id == sa.bindparam("call_id"))
+    )
+
+
+# The hot path's statements, built once: building and cache-keying a statement costs more
+# CPU than SQLite takes to run it.
+REQUEST_QUERY = _request_query()
+LOAD_CALL = _load_query()
+LOAD_CALL_LOCKED = LOAD_CALL.with_for_update(of=s.calls)
+STORE_CALL = sa.update(s.calls).where(
+    s.calls.c.id == sa.bindparam("b_id"), s.calls.c.state == sa.bindparam("b_state")
+)
+INSERT_CALL = sa.insert(s.calls)
+INSERT_MEMBERS = sa.insert(s.call_members)
+INSERT_EVENT = sa.insert(s.call_events)
+INSERT_DEADLINES = sa.insert(s.deadlines)
+CANCEL_DEADLINES = sa.delete(s.deadlines).where(
+    s.deadlines.c.call_id == sa.bindparam("b_call_id"), s.deadlines.c.fired_at.is_(None)
+)
+CANCEL_DEADLINES_OF_KINDS = CANCEL_DEADLINES.where(
+    s.deadlines.c.kind.in_(sa.bindparam("b_kinds", expanding=True))
+)
 
 
 async def _member(conn: AsyncConnection, call_id: str, account_id: int) -> Any:
@@ -218,24 +258,8 @@ class CallService:
     async def _load(
         self, conn: AsyncConnection, call_id: str, *, lock: bool = False
     ) -> tuple[Call, Any]:
-        # the call and its members in one statement: one row per member (a call always has
-        # its caller; the outer join still yields the call if it had none)
-        m = s.call_members.c
-        query = (
-            sa.select(
-                s.calls,
-                m.account_id.label("m_account_id"),
-                m.role.label("m_role"),
-                m.on_duty.label("m_on_duty"),
-                m.declined_at.label("m_declined_at"),
-                m.joined_at.label("m_joined_at"),
-            )
-            .outerjoin(s.call_members, m.call_id == s.calls.c.id)
-            .where(s.calls.c.id == call_id)
-        )
-        if lock and conn.dialect.name == "postgresql":
-            query = query.with_for_update(of=s.calls)
-        rows = list(await conn.execute(query))
+        query = LOAD_CALL_LOCKED if lock and conn.dialect.name == "postgresql" else LOAD_CALL
+        rows = list(await conn.execute(query, {"call_id": call_id}))
         if not rows:
             raise NotFound("没有这个通话", code="call_not_found")
         row = rows[0]
@@ -270,17 +294,18 @@ class CallService:
         """Compare-and-set on the state: if another node moved the call, nothing is written
         and the caller sees ``invalid_state``."""
         result = await conn.execute(
-            sa.update(s.calls)
-            .where(s.calls.c.id == before.id, s.calls.c.state == before.state)
-            .values(
-                state=after.state,
-                overdue_at=after.overdue_at,
-                answered_at=after.answered_at,
-                answered_by=after.answered_by,
-                answered_late=after.answered_late,
-                ended_at=after.ended_at,
-                end_reason=after.end_reason,
-            )
+            STORE_CALL,
+            {
+                "b_id": before.id,
+                "b_state": before.state,
+                "state": after.state,
+                "overdue_at": after.overdue_at,
+                "answered_at": after.answered_at,
+                "answered_by": after.answered_by,
+                "answered_late": after.answered_late,
+                "ended_at": after.ended_at,
+                "end_reason": after.end_reason,
+            },
         )
         if result.rowcount != 1:
             raise InvalidState("通话状态已被改变，请刷新", state="changed")
@@ -295,9 +320,8 @@ class CallService:
         detail: dict[str, Any] | None = None,
     ) -> None:
         await conn.execute(
-            sa.insert(s.call_events).values(
-                call_id=call_id, at=at, kind=kind, actor_id=actor, detail=detail
-            )
+            INSERT_EVENT,
+            {"call_id": call_id, "at": at, "kind": kind, "actor_id": actor, "detail": detail},
         )
 
     async def _deadline(
@@ -310,18 +334,18 @@ class CallService:
     ) -> None:
         """Store deadlines in one statement; the scheduler is woken for the earliest."""
         await conn.execute(
-            sa.insert(s.deadlines),
+            INSERT_DEADLINES,
             [{"call_id": call_id, "kind": kind, "due_at": at} for kind, at in due.items()],
         )
         self.hooks.deadline_added(min(due.values()))
 
     async def _cancel_deadlines(self, conn: AsyncConnection, call_id: str, *kinds: str) -> None:
-        query = sa.delete(s.deadlines).where(
-            s.deadlines.c.call_id == call_id, s.deadlines.c.fired_at.is_(None)
-        )
         if kinds:
-            query = query.where(s.deadlines.c.kind.in_(kinds))
-        await conn.execute(query)
+            await conn.execute(
+                CANCEL_DEADLINES_OF_KINDS, {"b_call_id": call_id, "b_kinds": list(kinds)}
+            )
+        else:
+            await conn.execute(CANCEL_DEADLINES, {"b_call_id": call_id})
 
     # --- views ----------------------------------------------------------------------------
 
@@ -435,7 +459,11 @@ class CallService:
         async with self._db.begin() as conn:
             # one statement for the case, the caller's live call and whether anyone at the
             # home window is absent now (a round trip costs more than the three lookups)
-            case = (await conn.execute(_request_query(case_id, caller.id, now))).first()
+            case = (
+                await conn.execute(
+                    REQUEST_QUERY, {"case_id": case_id, "caller_id": caller.id, "now": now}
+                )
+            ).first()
             if case is None:
                 raise NotFound("没有这个案件", code="case_not_found")
             if not can_see_case(caller, case, snap):
@@ -471,19 +499,20 @@ class CallService:
                 raise InvalidInput("属地窗口当前没有值班人员", code="no_staff_on_duty")
             call_id = str(uuid.uuid4())
             await conn.execute(
-                sa.insert(s.calls).values(
-                    id=call_id,
-                    case_id=case.id,
-                    caller_id=caller.id,
-                    caller_window_id=applicant_windows[0],
-                    window_id=window.id,
-                    state=cs.RINGING,
-                    requested_at=now,
-                    in_office_hours=True,
-                )
+                INSERT_CALL,
+                {
+                    "id": call_id,
+                    "case_id": case.id,
+                    "caller_id": caller.id,
+                    "caller_window_id": applicant_windows[0],
+                    "window_id": window.id,
+                    "state": cs.RINGING,
+                    "requested_at": now,
+                    "in_office_hours": True,
+                },
             )
             await conn.execute(
-                sa.insert(s.call_members),
+                INSERT_MEMBERS,
                 [
                     {
                         "call_id": call_id,
