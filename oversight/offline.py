@@ -53,11 +53,18 @@ def total_seconds(intervals: Iterable[Interval]) -> float:
     return sum((end - start).total_seconds() for start, end in merge(intervals))
 
 
+def offline_intervals(
+    open_intervals: Iterable[Interval],
+    online: Iterable[Interval],
+    absent: Iterable[Interval] = (),
+) -> list[Interval]:
+    """The time inside office hours, outside any absence, with no online or busy status."""
+    return subtract(subtract(open_intervals, absent), online)
+
+
 def offline_seconds(
     open_intervals: Iterable[Interval],
     online: Iterable[Interval],
     absent: Iterable[Interval] = (),
 ) -> float:
-    """Seconds inside office hours, outside any absence, with no online or busy status."""
-    on_duty = subtract(open_intervals, absent)
-    return total_seconds(subtract(on_duty, online))
+    return total_seconds(offline_intervals(open_intervals, online, absent))

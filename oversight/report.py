@@ -1,250 +1,171 @@
 """The monthly report (R2, R10, R12, R13): per agency, hall, window and staff member.
 
-The month's calls are aggregated in the database in two GROUP BY statements whatever their
-number: one over the calls (with the callers' ratings), one over the staff rung. Time to
-answer comes back as a histogram of whole seconds, so Python only adds up grouped figures
+Finished Asia/Shanghai days come from the daily rollup (``oversight.rollup``), built on first
+use and rebuilt when their source rows change; the unfinished rest of the month is aggregated
+live with the same statements (``oversight.aggregates``). Python adds the grouped figures up
 from staff to windows, halls, agencies and the total and reads nearest-rank percentiles off
-the sums. Offline minutes come from presence intervals clipped to office hours.
+the summed histograms of time to answer. Misses and absences are always read live; offline
+minutes come from presence intervals clipped to office hours.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections import defaultdict
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from directory.office_hours import open_intervals
 from directory.snapshot import DirectorySnapshot
-from oversight.offline import ONLINE_STATUSES, Interval, offline_seconds
+from oversight import rollup
+from oversight.aggregates import Parts, aggregate
+from oversight.days import ONE_DAY, day_start, finished_days, microseconds
+from oversight.figures import Figures, gc_paused
+from oversight.offline import Interval, offline_intervals
 from oversight.rules import STATUSES, month_bounds
-from oversight.stats import nearest_rank
 from storage import schema as s
 from storage.database import Database
 from tongban.masking import mask_phone
 
+__all__ = ["LEVELS", "Figures", "monthly_report"]
+
 LEVELS = ("total", "agency", "hall", "window", "staff")
-
-
-@dataclass
-class Figures:
-    """One report row's numbers; they all add up across rows (percentiles via ``waits``)."""
-
-    requests: int = 0
-    answered: int = 0
-    answered_late: int = 0
-    unnecessary: int = 0
-    decline_reasons: Counter[str] = field(default_factory=Counter)
-    misses: Counter[str] = field(default_factory=Counter)
-    rating_sum: float = 0.0
-    ratings: int = 0
-    offline_seconds: float = 0.0
-    waits: Counter[int] = field(default_factory=Counter)  # seconds to answer -> calls
-
-    def add(self, other: Figures) -> None:
-        self.requests += other.requests
-        self.answered += other.answered
-        self.answered_late += other.answered_late
-        self.unnecessary += other.unnecessary
-        self.decline_reasons.update(other.decline_reasons)
-        self.misses.update(other.misses)
-        self.rating_sum += other.rating_sum
-        self.ratings += other.ratings
-        self.offline_seconds += other.offline_seconds
-        self.waits.update(other.waits)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "answered": self.answered,
-            "answer_rate": round(self.answered / self.requests, 4) if self.requests else None,
-            "answer_p50_s": nearest_rank(self.waits, 50),
-            "answer_p90_s": nearest_rank(self.waits, 90),
-            "answered_late": self.answered_late,
-            "misses": {status: self.misses.get(status, 0) for status in STATUSES},
-            "declines": sum(self.decline_reasons.values()),
-            "decline_reasons": [
-                {"reason": reason, "count": count}
-                for reason, count in sorted(
-                    self.decline_reasons.items(), key=lambda i: (-i[1], i[0])
-                )
-            ],
-            "unnecessary": self.unnecessary,
-            "rating_avg": round(self.rating_sum / self.ratings, 2) if self.ratings else None,
-            "ratings": self.ratings,
-            "offline_minutes": round(self.offline_seconds / 60, 1),
-        }
-
 
 StaffKey = tuple[int, int]  # (window id, account id)
 
 
 async def monthly_report(
-    db: Database, snap: DirectorySnapshot, *, agency_id: int, month: str, now: datetime
+    db: Database,
+    snap: DirectorySnapshot,
+    *,
+    agency_id: int,
+    month: str,
+    now: datetime,
+    rollup_days: bool = True,
 ) -> dict[str, Any]:
-    """The report over ``agency_id`` and everything below it for one Asia/Shanghai month."""
+    """The report over ``agency_id`` and everything below it for one Asia/Shanghai month.
+
+    ``rollup_days=False`` aggregates every raw row of the month instead (the reference the
+    tests compare the rollup with)."""
     start, end = month_bounds(month)
     scope = snap.subtree(agency_id)
     hall_ids = sorted(h.id for h in snap.halls.values() if h.agency_id in scope)
+    # every hall: no filter (a window the snapshot does not know is left out of the rows)
+    halls = None if len(hall_ids) == len(snap.halls) else hall_ids
     window_figs: dict[int, Figures] = defaultdict(Figures)
     staff_figs: dict[StaffKey, Figures] = defaultdict(Figures)
+    done = finished_days(month, now) if rollup_days else []
+    live_from = day_start(done[-1] + ONE_DAY) if done else start
+    if done:
+        await _refresh(db, snap, month, done, now)
     async with db.connect() as conn:
-        calls_in_scope = _calls_in_scope(hall_ids, start, end)
-        await _calls(conn, calls_in_scope, window_figs, staff_figs)
-        await _rung(conn, calls_in_scope, staff_figs)
-        await _misses(conn, hall_ids, month, staff_figs)
+        if done:
+            _merge(await _rolled(conn, halls, done[0], done[-1] + ONE_DAY), window_figs,
+                   staff_figs)  # fmt: skip
+        if live_from < end:
+            _merge(await _live(conn, halls, live_from, end), window_figs, staff_figs)
+        await _misses(conn, halls, month, staff_figs)
         staff_keys = _staff_keys(snap, hall_ids, staff_figs)
         people = await _people(conn, {account_id for _w, account_id in staff_keys})
-        await _offline(conn, snap, staff_keys, staff_figs, start, min(end, now))
-    # windows get declines, misses and offline time from their staff rows; the rest per call
-    for (window_id, _account), figs in staff_figs.items():
-        window_figs[window_id].decline_reasons.update(figs.decline_reasons)
-        window_figs[window_id].misses.update(figs.misses)
-        window_figs[window_id].offline_seconds += figs.offline_seconds
-    return _assemble(snap, agency_id, month, now, hall_ids, window_figs, staff_figs, staff_keys,
-                     people)  # fmt: skip
+        await _offline(conn, snap, month, staff_keys, staff_figs, min(end, now), done)
+    with gc_paused():
+        # windows get declines, misses and offline time from their staff rows; the rest per call
+        for (window_id, _account), figs in staff_figs.items():
+            window = window_figs[window_id]
+            if figs.decline_reasons:
+                window.decline_reasons.update(figs.decline_reasons)
+            if figs.misses:
+                window.misses.update(figs.misses)
+            window.offline_seconds += figs.offline_seconds
+        return _assemble(snap, agency_id, month, now, hall_ids, window_figs, staff_figs,
+                         staff_keys, people)  # fmt: skip
 
 
 # --- SQL ------------------------------------------------------------------------------------
 
 
-def _calls_in_scope(hall_ids: list[int], start: datetime, end: datetime) -> list[Any]:
-    return [
-        s.calls.c.requested_at >= start,
-        s.calls.c.requested_at < end,
-        s.windows.c.hall_id.in_(hall_ids),
-    ]
-
-
-def _from_calls() -> Any:
-    return s.calls.join(s.windows, s.windows.c.id == s.calls.c.window_id)
-
-
-def _flag(column: Any) -> Any:
-    return sa.func.coalesce(sa.func.sum(sa.case((column, 1), else_=0)), 0)
-
-
-async def _calls(
-    conn: AsyncConnection,
-    where: list[Any],
-    window_figs: dict[int, Figures],
-    staff_figs: dict[StaffKey, Figures],
+async def _refresh(
+    db: Database, snap: DirectorySnapshot, month: str, days: list[date], now: datetime
 ) -> None:
-    """Requests, answers, lateness, unnecessary calls, the callers' ratings (R13) and the
-    histogram of time to answer, grouped by window, answerer and whole second."""
-    c = s.calls.c
-    caller = s.call_members.alias("caller")
-    wait = _answer_seconds(conn.dialect.name).label("wait")
-    for r in await conn.execute(
-        sa.select(
-            c.window_id,
-            c.answered_by,
-            wait,
-            sa.func.count().label("requests"),
-            sa.func.count(c.answered_at).label("answered"),
-            _flag(c.answered_late).label("late"),
-            _flag(c.unnecessary).label("unnecessary"),
-            sa.func.sum(caller.c.rating).label("rating_sum"),
-            sa.func.count(caller.c.rating).label("ratings"),
-        )
-        .select_from(
-            _from_calls().outerjoin(
-                caller, sa.and_(caller.c.call_id == c.id, caller.c.role == "caller")
-            )
-        )
-        .where(*where)
-        .group_by(c.window_id, c.answered_by, wait)
-    ):
-        part = Figures(
-            requests=int(r.requests),
-            answered=int(r.answered),
-            answered_late=int(r.late),
-            unnecessary=int(r.unnecessary),
-            rating_sum=float(r.rating_sum or 0),
-            ratings=int(r.ratings),
-        )
-        if r.wait is not None and r.answered:
-            part.waits[int(r.wait)] = int(r.answered)
-        window_figs[r.window_id].add(part)
-        if r.answered_by is not None and r.answered:
-            # a staff row counts the calls that rang them (``_rung``), not these
-            part.requests = part.unnecessary = 0
-            staff_figs[(r.window_id, r.answered_by)].add(part)
-    for r in await conn.execute(
-        sa.select(c.window_id, c.unnecessary_by, sa.func.count().label("n"))
-        .select_from(_from_calls())
-        .where(*where, c.unnecessary.is_(True), c.unnecessary_by.is_not(None))
-        .group_by(c.window_id, c.unnecessary_by)
-    ):
-        staff_figs[(r.window_id, r.unnecessary_by)].unnecessary += int(r.n)
+    """Roll up the finished days never rolled up, or changed since."""
+    async with db.connect() as conn:
+        calls = await rollup.stale_days(conn, rollup.CALLS, days)
+        offline = await rollup.stale_days(conn, rollup.OFFLINE, days)
+    if calls:
+        await rollup.rebuild_calls(db, calls, now)
+    if offline:
+        await rollup.rebuild_offline(db, snap, month, offline, now)
 
 
-async def _rung(
-    conn: AsyncConnection, where: list[Any], staff_figs: dict[StaffKey, Figures]
+async def _rolled(
+    conn: AsyncConnection, hall_ids: list[int] | None, first: date, after: date
+) -> Parts:
+    return await rollup.read_calls(conn, hall_ids, first, after)
+
+
+async def _live(
+    conn: AsyncConnection, hall_ids: list[int] | None, start: datetime, end: datetime
+) -> Parts:
+    return await aggregate(conn, start=start, end=end, hall_ids=hall_ids, by_day=False)
+
+
+def _merge(
+    parts: Parts, window_figs: dict[int, Figures], staff_figs: dict[StaffKey, Figures]
 ) -> None:
-    """Per staff member: the calls that rang them, and their declines by reason (R10)."""
-    m = s.call_members
-    for r in await conn.execute(
-        sa.select(
-            s.calls.c.window_id,
-            m.c.account_id,
-            m.c.decline_reason,
-            sa.func.count().label("rung"),
-            sa.func.count(m.c.declined_at).label("declined"),
-        )
-        .select_from(
-            _from_calls().join(m, sa.and_(m.c.call_id == s.calls.c.id, m.c.role == "callee"))
-        )
-        .where(*where)
-        .group_by(s.calls.c.window_id, m.c.account_id, m.c.decline_reason)
-    ):
-        figs = staff_figs[(r.window_id, r.account_id)]
-        figs.requests += int(r.rung)
-        if r.declined:
-            reason = (r.decline_reason or "").strip() or "（未填写）"
-            figs.decline_reasons[reason] += int(r.declined)
+    for (_day, window_id), figs in parts.windows.items():
+        if window_id in window_figs:
+            window_figs[window_id].add(figs)
+        else:
+            window_figs[window_id] = figs
+    for (_day, window_id, account_id), figs in parts.staff.items():
+        key = (window_id, account_id)
+        if key in staff_figs:
+            staff_figs[key].add(figs)
+        else:
+            staff_figs[key] = figs
 
 
 async def _misses(
-    conn: AsyncConnection, hall_ids: list[int], month: str, staff_figs: dict[StaffKey, Figures]
+    conn: AsyncConnection,
+    hall_ids: list[int] | None,
+    month: str,
+    staff_figs: dict[StaffKey, Figures],
 ) -> None:
+    """Read live, the verdicts change for weeks: one row per staff member and window."""
     m = s.misses
+    source: Any = m
+    where: list[Any] = [m.c.month == month]
+    if hall_ids is not None:
+        source = m.join(s.windows, s.windows.c.id == m.c.window_id)
+        where.append(s.windows.c.hall_id.in_(hall_ids))
+    counts = [sa.func.count().filter(m.c.status == status) for status in STATUSES]
     for r in await conn.execute(
-        sa.select(m.c.window_id, m.c.account_id, m.c.status, sa.func.count())
-        .select_from(m.join(s.windows, s.windows.c.id == m.c.window_id))
-        .where(m.c.month == month, s.windows.c.hall_id.in_(hall_ids))
-        .group_by(m.c.window_id, m.c.account_id, m.c.status)
+        sa.select(m.c.window_id, m.c.account_id, *counts)
+        .select_from(source)
+        .where(*where)
+        .group_by(m.c.window_id, m.c.account_id)
     ):
-        staff_figs[(r.window_id, r.account_id)].misses[r.status] += int(r[3])
-
-
-def _answer_seconds(dialect: str) -> Any:
-    """Whole seconds from request to answer, rounded half up; NULL for unanswered calls."""
-    c = s.calls.c
-    if dialect == "sqlite":
-        seconds = (sa.func.julianday(c.answered_at) - sa.func.julianday(c.requested_at)) * 86400.0
-        return sa.cast(seconds + 0.5, sa.Integer)  # truncates: floor for positive values
-    interval = sa.type_coerce(c.answered_at, sa.DateTime) - sa.type_coerce(
-        c.requested_at, sa.DateTime
-    )
-    return sa.cast(sa.func.floor(sa.extract("epoch", interval) + 0.5), sa.Integer)
+        misses = staff_figs[(r.window_id, r.account_id)].misses
+        for status, n in zip(STATUSES, r[2:], strict=True):
+            if n:
+                misses[status] += int(n)
 
 
 async def _people(conn: AsyncConnection, account_ids: set[int]) -> dict[int, Any]:
     if not account_ids:
         return {}
+    a = s.accounts.c
+    ids = sorted(account_ids)
+    if conn.dialect.name == "postgresql":  # one array parameter, not 10,000
+        wanted: Any = a.id == sa.any_(sa.bindparam("ids", ids, type_=postgresql.ARRAY(sa.Integer)))
+    else:
+        wanted = a.id.in_(ids)
     return {
         r.id: r
         for r in await conn.execute(
-            sa.select(
-                s.accounts.c.id,
-                s.accounts.c.username,
-                s.accounts.c.display_name,
-                s.accounts.c.mobile,
-            ).where(s.accounts.c.id.in_(sorted(account_ids)))
+            sa.select(a.id, a.username, a.display_name, a.mobile).where(wanted)
         )
     }
 
@@ -265,51 +186,69 @@ def _staff_keys(
 async def _offline(
     conn: AsyncConnection,
     snap: DirectorySnapshot,
+    month: str,
     staff_keys: list[StaffKey],
     staff_figs: dict[StaffKey, Figures],
-    start: datetime,
     end: datetime,
+    done: list[date],
 ) -> None:
     """R2: office-hours time of each staff member's window not covered by online or busy
-    presence, absences excepted. Only the elapsed part of the current month counts."""
+    presence, absences excepted. Only the elapsed part of the current month counts.
+
+    Rolled-up days plus the rest live; a staff member with an absence in the month, or
+    without a rolled-up row for every finished day under the current office hours (newly
+    assigned, hours or holidays changed), is computed live over the whole month."""
+    start = month_bounds(month)[0]
     if not staff_keys or end <= start:
         return
-    account_ids = sorted({account_id for _w, account_id in staff_keys})
-    p = s.presence_intervals
-    online: dict[int, list[Interval]] = defaultdict(list)
-    for r in await conn.execute(
-        sa.select(p.c.account_id, p.c.started_at, p.c.ended_at).where(
-            p.c.account_id.in_(account_ids),
-            p.c.status.in_(ONLINE_STATUSES),
-            p.c.started_at < end,
-            sa.or_(p.c.ended_at.is_(None), p.c.ended_at > start),
-        )
-    ):
-        online[r.account_id].append((max(r.started_at, start), min(r.ended_at or end, end)))
+    account_ids = {account_id for _w, account_id in staff_keys}
     a = s.absences
     absent: dict[int, list[Interval]] = defaultdict(list)
     for r in await conn.execute(
         sa.select(a.c.account_id, a.c.starts_at, a.c.ends_at).where(
-            a.c.account_id.in_(account_ids), a.c.starts_at < end, a.c.ends_at > start
+            a.c.starts_at < end, a.c.ends_at > start
         )
     ):
-        absent[r.account_id].append((r.starts_at, r.ends_at))
-    # Halls share a few sets of office hours: compute each set's opening intervals once, in
-    # UTC like the presence rows (comparing Shanghai with UTC datetimes costs a zone lookup
-    # each time; bench/report measured 13.6 s against 1.0 s for 10,000 staff).
-    by_periods: dict[tuple[Any, ...], list[Interval]] = {}
+        if r.account_id in account_ids:
+            absent[r.account_id].append((r.starts_at, r.ends_at))
+    # Halls share a few sets of office hours: each set's opening intervals once, in UTC like
+    # the presence rows (comparing Shanghai with UTC datetimes costs a zone lookup each time)
+    opening: dict[tuple[Any, ...], tuple[str, list[Interval]]] = {}
+    for periods, (key, month_open) in rollup.month_opening(snap, month).items():
+        opening[periods] = (key, [(x, min(y, end)) for x, y in month_open if x < end])
+    rolled = await rollup.read_offline(conn, done[0], done[-1] + ONE_DAY) if done else {}
+    live_from = day_start(done[-1] + ONE_DAY) if done else start
+    whole: list[tuple[StaffKey, list[Interval]]] = []
+    rest: list[tuple[StaffKey, list[Interval], int]] = []
     for window_id, account_id in staff_keys:
         if window_id not in snap.windows:
             continue
-        periods = snap.window_periods(window_id)
-        if periods not in by_periods:
-            by_periods[periods] = [
-                (a.astimezone(UTC), b.astimezone(UTC))
-                for a, b in open_intervals(periods, snap.calendar, start, end)
-            ]
-        staff_figs[(window_id, account_id)].offline_seconds = offline_seconds(
-            by_periods[periods], online[account_id], absent[account_id]
-        )
+        key, hours = opening[snap.window_periods(window_id)]
+        got = rolled.get((account_id, key))
+        if got is not None and got[1] == len(done) and account_id not in absent:
+            rest.append(((window_id, account_id), hours, got[0]))
+        else:
+            whole.append(((window_id, account_id), hours))
+    if whole:
+        online = await rollup.presence(conn, start, end, {k[1] for k, _h in whole})
+        for k, hours in whole:
+            pieces = offline_intervals(hours, online.get(k[1], ()), absent.get(k[1], ()))
+            staff_figs[k].offline_seconds = _seconds(pieces)
+    if rest:
+        online = await rollup.presence(conn, live_from, end) if live_from < end else {}
+        for k, hours, rolled_us in rest:
+            today = [(max(x, live_from), y) for x, y in hours if y > live_from]
+            pieces = offline_intervals(today, online.get(k[1], ())) if today else []
+            staff_figs[k].offline_seconds = (rolled_us + _us(pieces)) / 1_000_000
+
+
+def _us(intervals: list[Interval]) -> int:
+    return sum(microseconds(a, b) for a, b in intervals)
+
+
+def _seconds(intervals: list[Interval]) -> float:
+    """In whole microseconds, so the sum over days and over the month are the same number."""
+    return _us(intervals) / 1_000_000
 
 
 # --- rows -----------------------------------------------------------------------------------
@@ -355,12 +294,12 @@ def _assemble(
             hall_figs = Figures()
             window_rows: list[dict[str, Any]] = []
             for window in windows_by_hall[hall.id]:
-                figs = window_figs.get(window.id, Figures())
+                figs = window_figs[window.id] if window.id in window_figs else Figures()
                 hall_figs.add(figs)
                 where = {"agency": _agency(agency), "hall": _hall(hall), "window": _window(window)}
                 window_rows.append({"level": "window", **where, "staff": None, **figs.as_dict()})
                 for key in staff_by_window.get(window.id, []):
-                    person = staff_figs.get(key, Figures())
+                    person = staff_figs[key] if key in staff_figs else Figures()
                     window_rows.append(
                         {"level": "staff", **where, "staff": _person(people.get(key[1]), key[1]),
                          **person.as_dict()}

@@ -1,7 +1,7 @@
 """The monthly report over a generated month on PostgreSQL (issue 7: 1,000,000 calls and
 10,000 staff, the report in at most 1 s).
 
-    .venv/bin/python -m bench.report.run [--calls 1000000] [--staff 10000] [--keep]
+    .venv/bin/python -m bench.report.run [--calls 1000000] [--staff 10000] [--keep] [--scratch]
 
 1. Creates a fresh database, migrates it, loads the demo data, then generates November 2026
    (Asia/Shanghai) with set-based SQL (INSERT ... SELECT over generate_series): ~100 halls
@@ -10,9 +10,11 @@
    window, one applicant window and caller per hall, two calls per case, calls inserted in
    time order with realistic outcomes, call members (the caller and three rung staff),
    misses with their verdicts, and presence intervals (a few per staff member per day).
-2. VACUUM ANALYZE, then times ``monthly_report`` for the province (the whole jurisdiction)
-   and one city, 3 runs each, with the time of each of the report's stages, and the CSV and
-   JSON serialisation of the province report.
+2. VACUUM ANALYZE, then times ``monthly_report`` for the province (the whole jurisdiction):
+   once on its own, since the first report of a month rolls up its finished days, then
+   3 runs each for the province and one city, with the time of each of the report's stages,
+   and the CSV and JSON serialisation of the province report. With ``--scratch``, also the
+   province report from the raw rows (no rollup), checked equal to the rollup's.
 3. Drops the database unless ``--keep``. Everything runs under one overall timeout.
 """
 
@@ -58,7 +60,9 @@ RUNG = 3  # staff rung per call (on duty at the window)
 # ids of generated rows, clear of the demo's (the sequences are moved past them afterwards)
 HALL0, WINDOW0, APPLICANT_WINDOW0, STAFF0, CALLER0 = 1_000, 10_000, 900_000, 100_000, 900_000
 DECLINE_REASONS = ["正在办理其他业务", "窗口人员临时离开", "非本窗口事项", "网络故障", "其他"]
-STAGES = ("_calls", "_rung", "_misses", "_people", "_offline", "_assemble")
+# the report's stages: rolling up finished days (the first report only), reading the rollup,
+# aggregating the unfinished rest live, then misses, people, offline minutes and the rows
+STAGES = ("_refresh", "_rolled", "_live", "_misses", "_people", "_offline", "_assemble")
 
 
 def _workday_offsets() -> list[int]:
@@ -400,7 +404,7 @@ def _instrument() -> dict[str, list[float]]:
     return spent
 
 
-async def _time_reports(db: Database, runs: int) -> list[dict[str, Any]]:
+async def _time_reports(db: Database, runs: int, scratch: bool) -> list[dict[str, Any]]:
     async with db.connect() as conn:
         t0 = time.perf_counter()
         snap = await load_snapshot(conn, calendar_fallback="weekdays")
@@ -413,21 +417,28 @@ async def _time_reports(db: Database, runs: int) -> list[dict[str, Any]]:
     spent = _instrument()
     results: list[dict[str, Any]] = []
     province_data: dict[str, Any] = {}
-    for label, agency_id in (("province", province), ("city " + CITY, city)):
+    scopes = [("province, first (rolls up)", province, 1, True), ("province", province, runs, True),
+              ("city " + CITY, city, runs, True)]  # fmt: skip
+    if scratch:
+        scopes.append(("province from scratch", province, 1, False))
+    for label, agency_id, times_run, rollup_days in scopes:
         totals: list[float] = []
         stages: dict[str, list[float]] = defaultdict(list)
         data: dict[str, Any] = {}
-        for _ in range(runs):
+        for _ in range(times_run):
             spent.clear()
             t0 = time.perf_counter()
             data = await report_module.monthly_report(
-                db, snap, agency_id=int(agency_id), month=MONTH, now=NOW
+                db, snap, agency_id=int(agency_id), month=MONTH, now=NOW, rollup_days=rollup_days
             )
             totals.append(time.perf_counter() - t0)
             for name in STAGES:
                 stages[name].append(sum(spent[name]))
         if label == "province":
             province_data = data
+        if not rollup_days:
+            same = data == province_data
+            print(f"province from scratch == from the rollup: {same}")
         total_row = data["rows"][0]
         results.append({
             "scope": label,
@@ -503,7 +514,7 @@ async def _run(args: argparse.Namespace) -> None:
             print(f"generated in {generated:.1f} s, VACUUM ANALYZE {vacuumed:.1f} s, size {size}")
             for table, n in counts.items():
                 print(f"  {table:<20} {n:>10,}")
-            _print_results(await _time_reports(Database(engine), args.runs))
+            _print_results(await _time_reports(Database(engine), args.runs, args.scratch))
     finally:
         await engine.dispose()
         if args.keep:
@@ -521,6 +532,10 @@ def main() -> None:
     parser.add_argument("--staff", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument(
+        "--scratch", action="store_true",
+        help="also time the province report from the raw rows, and compare it with the rollup's",
+    )  # fmt: skip
     parser.add_argument(
         "--url", default=os.environ.get("TONGBAN_BENCH_PG_URL", DEFAULT_URL),
         help="a PostgreSQL URL whose user may CREATE DATABASE; the bench database goes next to it",
