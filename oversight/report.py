@@ -62,7 +62,7 @@ async def monthly_report(
         await _refresh(db, snap, month, done, now)
     async with db.connect() as conn:
         if done:
-            _merge(await _rolled(conn, halls, done[0], done[-1] + ONE_DAY), window_figs,
+            _merge(await _rolled(conn, halls, month, done[0], done[-1] + ONE_DAY), window_figs,
                    staff_figs)  # fmt: skip
         if live_from < end:
             _merge(await _live(conn, halls, live_from, end), window_figs, staff_figs)
@@ -97,12 +97,18 @@ async def _refresh(
         await rollup.rebuild_calls(db, calls, now)
     if offline:
         await rollup.rebuild_offline(db, snap, month, offline, now)
+    first, after = days[0], days[-1] + ONE_DAY
+    for part in (rollup.CALLS, rollup.OFFLINE):
+        async with db.connect() as conn:
+            current = await rollup.span_current(conn, part, month, first, after)
+        if not current:
+            await rollup.compact(db, part, month, first, after, now)
 
 
 async def _rolled(
-    conn: AsyncConnection, hall_ids: list[int] | None, first: date, after: date
+    conn: AsyncConnection, hall_ids: list[int] | None, month: str, first: date, after: date
 ) -> Parts:
-    return await rollup.read_calls(conn, hall_ids, first, after)
+    return await rollup.read_calls(conn, hall_ids, month, first, after)
 
 
 async def _live(
@@ -216,7 +222,7 @@ async def _offline(
     opening: dict[tuple[Any, ...], tuple[str, list[Interval]]] = {}
     for periods, (key, month_open) in rollup.month_opening(snap, month).items():
         opening[periods] = (key, [(x, min(y, end)) for x, y in month_open if x < end])
-    rolled = await rollup.read_offline(conn, done[0], done[-1] + ONE_DAY) if done else {}
+    rolled = await rollup.read_offline(conn, month, done[0], done[-1] + ONE_DAY) if done else {}
     live_from = day_start(done[-1] + ONE_DAY) if done else start
     whole: list[tuple[StaffKey, list[Interval]]] = []
     rest: list[tuple[StaffKey, list[Interval], int]] = []

@@ -19,6 +19,7 @@ and absences are not rolled up: the report reads them live.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
@@ -39,6 +40,8 @@ from oversight.offline import ONLINE_STATUSES, Interval, offline_intervals
 from oversight.rules import month_bounds
 from storage import schema as s
 from storage.database import Database
+
+log = logging.getLogger(__name__)
 
 CALLS = "calls"
 OFFLINE = "offline"
@@ -168,50 +171,97 @@ def _daily_rows(parts: Parts) -> tuple[list[dict[str, Any]], list[dict[str, Any]
     return rows, declines
 
 
+def _as_json(dialect: str) -> Any:
+    return sa.func.json_group_object if dialect == "sqlite" else sa.func.json_object_agg
+
+
+def _daily_sums(first: date, after: date) -> Any:
+    """The rolled-up days [first, after) per window and staff member, declines as JSON."""
+    d, x = s.report_daily.c, s.report_daily_declines.c
+    sums = (
+        sa.select(
+            d.window_id,
+            d.account_id,
+            sa.func.sum(d.requests).label("requests"),
+            sa.func.sum(d.answered).label("answered"),
+            sa.func.sum(d.answered_late).label("answered_late"),
+            sa.func.sum(d.unnecessary).label("unnecessary"),
+            sa.func.sum(d.rating_sum).label("rating_sum"),
+            sa.func.sum(d.ratings).label("ratings"),
+            sa.func.aggregate_strings(d.waits, ",").label("waits"),
+        )
+        .where(d.day >= first, d.day < after)
+        .group_by(d.window_id, d.account_id)
+        .subquery("sums")
+    )
+    by_reason = (
+        sa.select(x.window_id, x.account_id, x.reason, sa.func.sum(x.declines).label("n"))
+        .where(x.day >= first, x.day < after)
+        .group_by(x.window_id, x.account_id, x.reason)
+        .subquery("by_reason")
+    )
+    return sums, by_reason
+
+
 async def read_calls(
-    conn: AsyncConnection, hall_ids: Sequence[int] | None, first: date, after: date
+    conn: AsyncConnection,
+    hall_ids: Sequence[int] | None,
+    month: str,
+    first: date,
+    after: date,
 ) -> Parts:
     """The rolled-up days [first, after) summed per window and staff member, day None;
-    ``hall_ids`` None: every window."""
-    d, w, x = s.report_daily.c, s.windows.c, s.report_daily_declines.c
-    daily: Any = s.report_daily
-    declines: Any = s.report_daily_declines
-    where: list[Any] = [d.day >= first, d.day < after]
-    where_declines: list[Any] = [x.day >= first, x.day < after]
-    if hall_ids is not None:
-        daily = daily.join(s.windows, w.id == d.window_id)
-        declines = declines.join(s.windows, w.id == x.window_id)
-        where.append(w.hall_id.in_(hall_ids))
-        where_declines.append(w.hall_id.in_(hall_ids))
+    ``hall_ids`` None: every window. From the month's sums when they are current."""
+    w = s.windows.c
+    if await span_current(conn, CALLS, month, first, after):
+        m = s.report_monthly.c
+        source: Any = s.report_monthly
+        where: list[Any] = [m.month == month]
+        columns: list[Any] = [
+            m.window_id, m.account_id, m.requests, m.answered, m.answered_late, m.unnecessary,
+            m.rating_sum, m.ratings, m.waits, m.declines,
+        ]  # fmt: skip
+        if hall_ids is not None:
+            source = source.join(s.windows, w.id == m.window_id)
+            where.append(w.hall_id.in_(hall_ids))
+        rows = (await conn.execute(sa.select(*columns).select_from(source).where(*where))).all()
+        return _parts(rows)
     if conn.dialect.name == "postgresql":
         # hash the ~300,000 rows of a province month in memory rather than sort them on disk
         await conn.execute(sa.text("SET LOCAL work_mem = '64MB'"))
+    sums, by_reason = _daily_sums(first, after)
+    reasons = (
+        sa.select(
+            by_reason.c.window_id,
+            by_reason.c.account_id,
+            _as_json(conn.dialect.name)(by_reason.c.reason, by_reason.c.n).label("declines"),
+        )
+        .group_by(by_reason.c.window_id, by_reason.c.account_id)
+        .subquery("reasons")
+    )
+    source = sums.outerjoin(
+        reasons,
+        sa.and_(reasons.c.window_id == sums.c.window_id, reasons.c.account_id == sums.c.account_id),
+    )
+    where = []
+    if hall_ids is not None:
+        source = source.join(s.windows, w.id == sums.c.window_id)
+        where.append(w.hall_id.in_(hall_ids))
+    rows = (
+        await conn.execute(sa.select(*sums.c, reasons.c.declines).select_from(source).where(*where))
+    ).all()
+    return _parts(rows)
+
+
+def _parts(rows: Sequence[Any]) -> Parts:
     parts = Parts()
     window_waits: defaultdict[int, list[list[int]]] = defaultdict(list)
-    rows = (
-        await conn.execute(
-            sa.select(
-                d.window_id,
-                d.account_id,
-                sa.func.sum(d.requests).label("requests"),
-                sa.func.sum(d.answered).label("answered"),
-                sa.func.sum(d.answered_late).label("late"),
-                sa.func.sum(d.unnecessary).label("unnecessary"),
-                sa.func.sum(d.rating_sum).label("rating_sum"),
-                sa.func.sum(d.ratings).label("ratings"),
-                sa.func.aggregate_strings(d.waits, ",").label("waits"),
-            )
-            .select_from(daily)
-            .where(*where)
-            .group_by(d.window_id, d.account_id)
-        )
-    ).all()
     with gc_paused():
         for r in rows:
             figs = Figures(
                 requests=int(r.requests),
                 answered=int(r.answered),
-                answered_late=int(r.late),
+                answered_late=int(r.answered_late),
                 unnecessary=int(r.unnecessary),
                 rating_sum=float(r.rating_sum),
                 ratings=int(r.ratings),
@@ -220,6 +270,9 @@ async def read_calls(
                 waits = list(map(int, r.waits.split(",")))
                 figs.waits.update(waits)
                 window_waits[r.window_id].append(waits)
+            if r.declines:
+                reasons = r.declines if isinstance(r.declines, dict) else json.loads(r.declines)
+                figs.decline_reasons.update({k: int(n) for k, n in reasons.items()})
             if r.account_id is None:
                 parts.windows[(None, r.window_id)] = figs
             else:
@@ -229,27 +282,127 @@ async def read_calls(
             window = parts.windows[(None, window_id)]
             window.waits.clear()
             window.waits.update(chain.from_iterable(lists))  # counted in C, not key by key
-
-    by_reason = (
-        sa.select(x.window_id, x.account_id, x.reason, sa.func.sum(x.declines).label("n"))
-        .select_from(declines)
-        .where(*where_declines)
-        .group_by(x.window_id, x.account_id, x.reason)
-        .subquery()
-    )
-    as_json = (
-        sa.func.json_group_object if conn.dialect.name == "sqlite" else sa.func.json_object_agg
-    )
-    for r in await conn.execute(
-        sa.select(by_reason.c.window_id, by_reason.c.account_id,
-                  as_json(by_reason.c.reason, by_reason.c.n).label("reasons"))
-        .group_by(by_reason.c.window_id, by_reason.c.account_id)
-    ):  # fmt: skip
-        reasons = r.reasons if isinstance(r.reasons, dict) else json.loads(r.reasons)
-        parts.staff[(None, r.window_id, r.account_id)].decline_reasons.update(
-            {reason: int(n) for reason, n in reasons.items()}
-        )
     return parts
+
+
+# --- a month's sums -------------------------------------------------------------------------
+
+
+async def _state(conn: AsyncConnection, part: str, first: date, after: date) -> tuple[int, int]:
+    """The sum of the built versions of the current days in [first, after), and their number."""
+    d = s.report_days.c
+    row = (
+        await conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(d.built_version), 0), sa.func.count()).where(
+                d.part == part, d.day >= first, d.day < after, d.built_version == d.version
+            )
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+async def span_current(
+    conn: AsyncConnection, part: str, month: str, first: date, after: date
+) -> bool:
+    """Whether the month's sums cover exactly [first, after) as built now: every rebuild of
+    a day raises its built version, so any change shows in the sum."""
+    p = s.report_spans.c
+    span = (
+        await conn.execute(sa.select(s.report_spans).where(p.month == month, p.part == part))
+    ).one_or_none()
+    if span is None or span.after is None or as_date(span.after) != after:
+        return False
+    built, days = await _state(conn, part, first, after)
+    return days == (after - first).days and (span.built, span.days) == (built, days)
+
+
+async def compact(
+    db: Database, part: str, month: str, first: date, after: date, now: datetime
+) -> None:
+    """Sum the month's rolled-up days [first, after) into its monthly rows, if every one of
+    them is current. An optimisation only: given up when another report does the same."""
+    async with db.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            # the days' versions and rows read from one snapshot
+            await conn.execution_options(isolation_level="REPEATABLE READ")
+        try:
+            async with conn.begin():
+                await _compact(conn, part, month, first, after, now)
+        except sa.exc.DBAPIError as err:
+            code = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
+            if code not in ("40001", "40P01", "23505"):  # serialization, deadlock, duplicate
+                raise
+            log.info("report %s %s: summed by another report meanwhile (%s)", month, part, code)
+
+
+async def _compact(
+    conn: AsyncConnection, part: str, month: str, first: date, after: date, now: datetime
+) -> None:
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    p = s.report_spans.c
+    # the first statement writes: SQLite takes its write lock before reading anything
+    await conn.execute(
+        insert(s.report_spans).values(month=month, part=part).on_conflict_do_nothing()
+    )
+    await conn.execute(sa.select(p.month).where(p.month == month, p.part == part).with_for_update())
+    if await span_current(conn, part, month, first, after):
+        return
+    built, days = await _state(conn, part, first, after)
+    if days != (after - first).days:
+        return  # a day changed since this report rebuilt it: summed at the next one
+    if part == CALLS:
+        await conn.execute(sa.delete(s.report_monthly).where(s.report_monthly.c.month == month))
+        sums, by_reason = _daily_sums(first, after)
+        reasons = (
+            sa.select(
+                by_reason.c.window_id,
+                by_reason.c.account_id,
+                sa.cast(
+                    _as_json(conn.dialect.name)(by_reason.c.reason, by_reason.c.n), sa.Text
+                ).label("declines"),
+            )
+            .group_by(by_reason.c.window_id, by_reason.c.account_id)
+            .subquery("reasons")
+        )
+        columns = [c.name for c in sums.c]
+        await conn.execute(
+            sa.insert(s.report_monthly).from_select(
+                ["month", *columns, "declines"],
+                sa.select(sa.literal(month, sa.String), *sums.c, reasons.c.declines).select_from(
+                    sums.outerjoin(
+                        reasons,
+                        sa.and_(
+                            reasons.c.window_id == sums.c.window_id,
+                            reasons.c.account_id == sums.c.account_id,
+                        ),
+                    )
+                ),
+            )
+        )
+    else:
+        o = s.report_offline.c
+        await conn.execute(
+            sa.delete(s.report_monthly_offline).where(s.report_monthly_offline.c.month == month)
+        )
+        await conn.execute(
+            sa.insert(s.report_monthly_offline).from_select(
+                ["month", "account_id", "hours_key", "offline_us", "days"],
+                sa.select(
+                    sa.literal(month, sa.String),
+                    o.account_id,
+                    o.hours_key,
+                    sa.func.sum(o.offline_us),
+                    sa.func.count(),
+                )
+                .where(o.day >= first, o.day < after)
+                .group_by(o.account_id, o.hours_key),
+            )
+        )
+    await conn.execute(
+        sa.update(s.report_spans)
+        .where(p.month == month, p.part == part)
+        .values(after=after, built=built, days=days, built_at=now)
+    )
 
 
 # --- offline ------------------------------------------------------------------------------
@@ -328,13 +481,18 @@ async def presence(
 
 
 async def read_offline(
-    conn: AsyncConnection, first: date, after: date
+    conn: AsyncConnection, month: str, first: date, after: date
 ) -> dict[tuple[int, str], tuple[int, int]]:
-    """(account, hours key) -> (microseconds offline, days rolled up) over [first, after)."""
-    o = s.report_offline.c
-    return {
-        (r.account_id, r.hours_key): (int(r.us), int(r.days))
-        for r in await conn.execute(
+    """(account, hours key) -> (microseconds offline, days rolled up) over [first, after),
+    from the month's sums when they are current."""
+    if await span_current(conn, OFFLINE, month, first, after):
+        m = s.report_monthly_offline.c
+        query = sa.select(m.account_id, m.hours_key, m.offline_us.label("us"), m.days).where(
+            m.month == month
+        )
+    else:
+        o = s.report_offline.c
+        query = (
             sa.select(
                 o.account_id,
                 o.hours_key,
@@ -344,4 +502,6 @@ async def read_offline(
             .where(o.day >= first, o.day < after)
             .group_by(o.account_id, o.hours_key)
         )
+    return {
+        (r.account_id, r.hours_key): (int(r.us), int(r.days)) for r in await conn.execute(query)
     }

@@ -1,5 +1,6 @@
-"""The monthly report's daily rollup (issue 7), the triggers that mark a rolled-up day stale
-when its calls, call members or presence intervals change, and an index of callers' ratings.
+"""The monthly report's daily rollup and its monthly sums (issue 7), the triggers that mark
+a rolled-up day stale when its calls, call members or presence intervals change, and an index
+of callers' ratings.
 
 Revision ID: 0002
 Revises: 0001
@@ -204,6 +205,44 @@ def upgrade() -> None:
         sa.Column("offline_us", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("day", "account_id", "hours_key", name=op.f("pk_report_offline")),
     )
+    op.create_table(
+        "report_spans",
+        sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("part", sa.String(length=8), nullable=False),
+        sa.Column("after", sa.Date(), nullable=True),
+        sa.Column("built", sa.BigInteger(), nullable=True),
+        sa.Column("days", sa.Integer(), nullable=True),
+        sa.Column("built_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("month", "part", name=op.f("pk_report_spans")),
+    )
+    op.create_table(
+        "report_monthly",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("window_id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=True),
+        sa.Column("requests", sa.Integer(), nullable=False),
+        sa.Column("answered", sa.Integer(), nullable=False),
+        sa.Column("answered_late", sa.Integer(), nullable=False),
+        sa.Column("unnecessary", sa.Integer(), nullable=False),
+        sa.Column("rating_sum", sa.Integer(), nullable=False),
+        sa.Column("ratings", sa.Integer(), nullable=False),
+        sa.Column("waits", sa.Text(), nullable=True),
+        sa.Column("declines", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_report_monthly")),
+    )
+    op.create_index(op.f("ix_report_monthly_month"), "report_monthly", ["month"], unique=False)
+    op.create_table(
+        "report_monthly_offline",
+        sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("hours_key", sa.String(length=16), nullable=False),
+        sa.Column("offline_us", sa.BigInteger(), nullable=False),
+        sa.Column("days", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "month", "account_id", "hours_key", name=op.f("pk_report_monthly_offline")
+        ),
+    )
     op.create_index(
         "ix_call_members_caller_rating",
         "call_members",
@@ -223,6 +262,10 @@ def downgrade() -> None:
     for statement in DROP_SQLITE if sqlite else DROP_POSTGRESQL:
         op.execute(statement)
     op.drop_index("ix_call_members_caller_rating", table_name="call_members")
+    op.drop_table("report_monthly_offline")
+    op.drop_index(op.f("ix_report_monthly_month"), table_name="report_monthly")
+    op.drop_table("report_monthly")
+    op.drop_table("report_spans")
     op.drop_table("report_offline")
     op.drop_table("report_daily_declines")
     op.drop_index(op.f("ix_report_daily_day"), table_name="report_daily")

@@ -120,6 +120,9 @@ async def test_rollup_equals_from_scratch_for_a_finished_and_a_running_month(
     for region in ("410727", "410700", "410225"):  # a county, a city, another county
         await both(server, d, AFTER, region)
     assert len([k for k in await versions(server) if k[1] == "offline"]) == 31
+    async with server.services.db.connect() as conn:
+        spans = {(r.part, str(r.after)) for r in await conn.execute(sa.select(s.report_spans))}
+    assert spans == {("calls", "2026-11-01"), ("offline", "2026-11-01")}, "the month summed"
 
 
 async def test_changes_after_the_fact_reach_the_rollup(start_server: Any) -> None:
