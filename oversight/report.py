@@ -120,17 +120,18 @@ async def _live(
 def _merge(
     parts: Parts, window_figs: dict[int, Figures], staff_figs: dict[StaffKey, Figures]
 ) -> None:
-    for (_day, window_id), figs in parts.windows.items():
-        if window_id in window_figs:
-            window_figs[window_id].add(figs)
-        else:
-            window_figs[window_id] = figs
-    for (_day, window_id, account_id), figs in parts.staff.items():
-        key = (window_id, account_id)
-        if key in staff_figs:
-            staff_figs[key].add(figs)
-        else:
-            staff_figs[key] = figs
+    with gc_paused():
+        for (_day, window_id), figs in parts.windows.items():
+            if window_id in window_figs:
+                window_figs[window_id].add(figs)
+            else:
+                window_figs[window_id] = figs
+        for (_day, window_id, account_id), figs in parts.staff.items():
+            key = (window_id, account_id)
+            if key in staff_figs:
+                staff_figs[key].add(figs)
+            else:
+                staff_figs[key] = figs
 
 
 async def _misses(
@@ -219,20 +220,22 @@ async def _offline(
             absent[r.account_id].append((r.starts_at, r.ends_at))
     # Halls share a few sets of office hours: each set's opening intervals once, in UTC like
     # the presence rows (comparing Shanghai with UTC datetimes costs a zone lookup each time)
-    opening: dict[tuple[Any, ...], tuple[str, list[Interval]]] = {}
-    for periods, (key, month_open) in rollup.month_opening(snap, month).items():
-        opening[periods] = (key, [(x, min(y, end)) for x, y in month_open if x < end])
-    rolled = await rollup.read_offline(conn, month, done[0], done[-1] + ONE_DAY) if done else {}
     live_from = day_start(done[-1] + ONE_DAY) if done else start
+    opening: dict[tuple[Any, ...], tuple[str, list[Interval], list[Interval]]] = {}
+    for periods, (key, month_open) in rollup.month_opening(snap, month).items():
+        hours = [(x, min(y, end)) for x, y in month_open if x < end]
+        unrolled = [(max(x, live_from), y) for x, y in hours if y > live_from]
+        opening[periods] = (key, hours, unrolled)
+    rolled = await rollup.read_offline(conn, month, done[0], done[-1] + ONE_DAY) if done else {}
     whole: list[tuple[StaffKey, list[Interval]]] = []
     rest: list[tuple[StaffKey, list[Interval], int]] = []
     for window_id, account_id in staff_keys:
         if window_id not in snap.windows:
             continue
-        key, hours = opening[snap.window_periods(window_id)]
+        key, hours, unrolled = opening[snap.window_periods(window_id)]
         got = rolled.get((account_id, key))
         if got is not None and got[1] == len(done) and account_id not in absent:
-            rest.append(((window_id, account_id), hours, got[0]))
+            rest.append(((window_id, account_id), unrolled, got[0]))
         else:
             whole.append(((window_id, account_id), hours))
     if whole:
@@ -242,9 +245,8 @@ async def _offline(
             staff_figs[k].offline_seconds = _seconds(pieces)
     if rest:
         online = await rollup.presence(conn, live_from, end) if live_from < end else {}
-        for k, hours, rolled_us in rest:
-            today = [(max(x, live_from), y) for x, y in hours if y > live_from]
-            pieces = offline_intervals(today, online.get(k[1], ())) if today else []
+        for k, unrolled, rolled_us in rest:
+            pieces = offline_intervals(unrolled, online.get(k[1], ())) if unrolled else []
             staff_figs[k].offline_seconds = (rolled_us + _us(pieces)) / 1_000_000
 
 

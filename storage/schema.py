@@ -476,6 +476,7 @@ report_monthly = sa.Table(
     sa.Column("unnecessary", sa.Integer, nullable=False),
     sa.Column("rating_sum", sa.Integer, nullable=False),
     sa.Column("ratings", sa.Integer, nullable=False),
+    # histogram of whole seconds to answer, "values;counts" (window rows: all their calls)
     sa.Column("waits", sa.Text, nullable=True),
     sa.Column("declines", sa.Text, nullable=True),  # JSON object: reason -> declines
 )
