@@ -28,6 +28,7 @@ from directory.service import DirectoryService
 from directory.snapshot import DirectorySnapshot
 from oversight.rules import month_of
 from signaling import callstate as cs
+from signaling import sqlfast
 from signaling.callstate import Call
 from sms.outbox import enqueue
 from storage import schema as s
@@ -134,7 +135,8 @@ def _request_query() -> sa.Select[Any]:
     active = (
         sa.select(s.calls.c.id)
         .where(
-            s.calls.c.caller_id == sa.bindparam("caller_id"), s.calls.c.state.in_(cs.LIVE_STATES)
+            s.calls.c.caller_id == sa.bindparam("caller_id"),
+            sa.or_(*(s.calls.c.state == state for state in sorted(cs.LIVE_STATES))),
         )
         .limit(1)
         .scalar_subquery()
@@ -181,7 +183,8 @@ def _load_query() -> sa.Select[Any]:
 
 
 # The hot path's statements, built once: building and cache-keying a statement costs more
-# CPU than SQLite takes to run it.
+# CPU than SQLite takes to run it; on SQLite each runs in one hand-off to aiosqlite's thread
+# (signaling/sqlfast.py).
 REQUEST_QUERY = _request_query()
 LOAD_CALL = _load_query()
 LOAD_CALL_LOCKED = LOAD_CALL.with_for_update(of=s.calls)
@@ -259,7 +262,7 @@ class CallService:
         self, conn: AsyncConnection, call_id: str, *, lock: bool = False
     ) -> tuple[Call, Any]:
         query = LOAD_CALL_LOCKED if lock and conn.dialect.name == "postgresql" else LOAD_CALL
-        rows = list(await conn.execute(query, {"call_id": call_id}))
+        rows = await sqlfast.fetch(conn, query, {"call_id": call_id})
         if not rows:
             raise NotFound("没有这个通话", code="call_not_found")
         row = rows[0]
@@ -293,7 +296,8 @@ class CallService:
     async def _store(self, conn: AsyncConnection, before: Call, after: Call) -> None:
         """Compare-and-set on the state: if another node moved the call, nothing is written
         and the caller sees ``invalid_state``."""
-        result = await conn.execute(
+        changed = await sqlfast.change(
+            conn,
             STORE_CALL,
             {
                 "b_id": before.id,
@@ -307,7 +311,7 @@ class CallService:
                 "end_reason": after.end_reason,
             },
         )
-        if result.rowcount != 1:
+        if changed != 1:
             raise InvalidState("通话状态已被改变，请刷新", state="changed")
 
     async def _event(
@@ -319,7 +323,8 @@ class CallService:
         actor: int | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        await conn.execute(
+        await sqlfast.change(
+            conn,
             INSERT_EVENT,
             {"call_id": call_id, "at": at, "kind": kind, "actor_id": actor, "detail": detail},
         )
@@ -333,7 +338,8 @@ class CallService:
         self, conn: AsyncConnection, call_id: str, due: dict[str, datetime]
     ) -> None:
         """Store deadlines in one statement; the scheduler is woken for the earliest."""
-        await conn.execute(
+        await sqlfast.change(
+            conn,
             INSERT_DEADLINES,
             [{"call_id": call_id, "kind": kind, "due_at": at} for kind, at in due.items()],
         )
@@ -345,7 +351,7 @@ class CallService:
                 CANCEL_DEADLINES_OF_KINDS, {"b_call_id": call_id, "b_kinds": list(kinds)}
             )
         else:
-            await conn.execute(CANCEL_DEADLINES, {"b_call_id": call_id})
+            await sqlfast.change(conn, CANCEL_DEADLINES, {"b_call_id": call_id})
 
     # --- views ----------------------------------------------------------------------------
 
@@ -459,11 +465,10 @@ class CallService:
         async with self._db.begin() as conn:
             # one statement for the case, the caller's live call and whether anyone at the
             # home window is absent now (a round trip costs more than the three lookups)
-            case = (
-                await conn.execute(
-                    REQUEST_QUERY, {"case_id": case_id, "caller_id": caller.id, "now": now}
-                )
-            ).first()
+            found = await sqlfast.fetch(
+                conn, REQUEST_QUERY, {"case_id": case_id, "caller_id": caller.id, "now": now}
+            )
+            case = found[0] if found else None
             if case is None:
                 raise NotFound("没有这个案件", code="case_not_found")
             if not can_see_case(caller, case, snap):
@@ -498,7 +503,8 @@ class CallService:
             if not on_duty:
                 raise InvalidInput("属地窗口当前没有值班人员", code="no_staff_on_duty")
             call_id = str(uuid.uuid4())
-            await conn.execute(
+            await sqlfast.change(
+                conn,
                 INSERT_CALL,
                 {
                     "id": call_id,
@@ -511,7 +517,8 @@ class CallService:
                     "in_office_hours": True,
                 },
             )
-            await conn.execute(
+            await sqlfast.change(
+                conn,
                 INSERT_MEMBERS,
                 [
                     {
