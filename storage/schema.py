@@ -389,6 +389,10 @@ sa.Index(
     sqlite_where=sa.and_(call_members.c.role == "caller", call_members.c.rating.is_not(None)),
 )
 
+# The monthly report reads the presence of the unfinished day live: the intervals still open
+# or ended since (R2), without scanning months of them.
+sa.Index("ix_presence_intervals_ended_at", presence_intervals.c.ended_at)
+
 # --- monthly report rollup (issue 7) --------------------------------------------------------
 # Derived data, rebuilt from the tables above at will (so no foreign keys): the report reads
 # finished Asia/Shanghai days from here and aggregates only the unfinished rest live.

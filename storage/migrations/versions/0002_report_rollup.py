@@ -1,6 +1,6 @@
 """The monthly report's daily rollup and its monthly sums (issue 7), the triggers that mark
-a rolled-up day stale when its calls, call members or presence intervals change, and an index
-of callers' ratings.
+a rolled-up day stale when its calls, call members or presence intervals change, an index of
+callers' ratings and one of presence intervals by end.
 
 Revision ID: 0002
 Revises: 0001
@@ -252,6 +252,9 @@ def upgrade() -> None:
         postgresql_where=sa.text(RATED_CALLER),
         sqlite_where=sa.text(RATED_CALLER),
     )
+    op.create_index(
+        "ix_presence_intervals_ended_at", "presence_intervals", ["ended_at"], unique=False
+    )
     sqlite = op.get_bind().dialect.name == "sqlite"
     for statement in TRIGGERS_SQLITE if sqlite else TRIGGERS_POSTGRESQL:
         op.execute(statement)
@@ -261,6 +264,7 @@ def downgrade() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
     for statement in DROP_SQLITE if sqlite else DROP_POSTGRESQL:
         op.execute(statement)
+    op.drop_index("ix_presence_intervals_ended_at", table_name="presence_intervals")
     op.drop_index("ix_call_members_caller_rating", table_name="call_members")
     op.drop_table("report_monthly_offline")
     op.drop_index(op.f("ix_report_monthly_month"), table_name="report_monthly")
