@@ -87,6 +87,10 @@ class MediaEngine:
         await asyncio.gather(*(c.close() for c in calls), return_exceptions=True)
 
     @property
+    def call_count(self) -> int:
+        return len(self._calls)
+
+    @property
     def peer_connections(self) -> int:
         return self._total
 

@@ -1,10 +1,11 @@
 """A call's recording from first packet to verified archive in blob storage.
 
-At answer: a recordings row (state ``recording``, expiry = start + retention) and a raw dump
-that the media path appends to. At hang-up, off the event loop: remux into one Matroska
-archive, verify, upload to the blob store, check the stored SHA-256, record duration, size
-and codecs (state ``ready``), then remove the local files. A dump left by a crash is finished
-the same way when the server starts again.
+At answer: a recordings row (state ``recording``, expiry = start + retention) and the path of
+a raw dump that the media host appends to (``media/host.py``: in this process or in a media
+worker process, wherever the call's packets pass). At hang-up, off the event loop: remux into
+one Matroska archive, verify, upload to the blob store, check the stored SHA-256, record
+duration, size and codecs (state ``ready``), then remove the local files. A dump left by a
+crash is finished the same way when the server starts again.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from recorder.dump import DumpReader, DumpWriter
+from media.host import DumpSpec
+from recorder.dump import DumpReader
 from recorder.remux import EmptyRecording, RemuxError, archive_path_for, finalize
 from recorder.retention import expires_at
 from storage import schema as s
@@ -31,7 +33,6 @@ from tongban.clock import Clock
 log = logging.getLogger(__name__)
 
 DUMP_SUFFIX = ".tbdump"
-SYNC_EVERY_S = 2.0
 # told when a recording changes state: call id, state ("ready" | "failed")
 RecordingListener = Callable[[str, str], Awaitable[None]]
 
@@ -55,17 +56,16 @@ class RecordingService:
         self.blobs = blobs
         self.work_dir = work_dir
         self._months = retention_months
-        self._writers: dict[str, DumpWriter] = {}
+        self._open: set[str] = set()  # calls whose dump the media host is writing
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._sync_task: asyncio.Task[None] | None = None
         self.listeners: list[RecordingListener] = []
         work_dir.mkdir(parents=True, exist_ok=True)
 
     def dump_path(self, call_id: str) -> Path:
         return self.work_dir / f"{call_id}{DUMP_SUFFIX}"
 
-    async def start(self, call_id: str, case_id: int, started_at: datetime) -> DumpWriter:
-        """Open the dump and the metadata row; the row exists before the first packet."""
+    async def start(self, call_id: str, case_id: int, started_at: datetime) -> DumpSpec:
+        """The metadata row and where the dump goes; the row exists before the first packet."""
         async with self._db.begin() as conn:
             exists = await conn.scalar(
                 sa.select(s.recordings.c.id).where(s.recordings.c.call_id == call_id)
@@ -81,20 +81,20 @@ class RecordingService:
                         expires_at=expires_at(started_at, self._months),
                     )
                 )
-        writer = DumpWriter(self.dump_path(call_id), call_id, started_at)
-        self._writers[call_id] = writer
-        return writer
+        self._open.add(call_id)
+        return DumpSpec(str(self.dump_path(call_id)), call_id, started_at.isoformat())
 
     def is_recording(self, call_id: str) -> bool:
-        return call_id in self._writers
+        return call_id in self._open
 
     def finish_soon(self, call_id: str) -> None:
-        """Close the dump now; remux and upload in the background (a few seconds)."""
-        writer = self._writers.pop(call_id, None)
-        if writer is None:
+        """The media host has closed the dump: remux and upload in the background (a few
+        seconds)."""
+        if call_id not in self._open:
             return
-        writer.close()
-        task = asyncio.create_task(self._finish(call_id, writer.path), name=f"finish-{call_id}")
+        self._open.discard(call_id)
+        dump = self.dump_path(call_id)
+        task = asyncio.create_task(self._finish(call_id, dump), name=f"finish-{call_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -158,7 +158,7 @@ class RecordingService:
         done = 0
         for dump in sorted(self.work_dir.glob(f"*{DUMP_SUFFIX}")):
             call_id = dump.name[: -len(DUMP_SUFFIX)]
-            if call_id in self._writers:
+            if call_id in self._open:
                 continue
             if not _has_header(dump):
                 dump.unlink(missing_ok=True)
@@ -170,24 +170,9 @@ class RecordingService:
             part.unlink(missing_ok=True)
         return done
 
-    def start_syncing(self) -> None:
-        if self._sync_task is None:
-            self._sync_task = asyncio.create_task(self._sync_loop(), name="dump-sync")
-
-    async def _sync_loop(self) -> None:
-        """fdatasync open dumps every few seconds, off the loop: bounds what a power cut loses."""
-        while True:
-            await asyncio.sleep(SYNC_EVERY_S)
-            for writer in list(self._writers.values()):
-                await asyncio.to_thread(writer.sync)
-
     async def close(self) -> None:
-        if self._sync_task is not None:
-            self._sync_task.cancel()
-            await asyncio.gather(self._sync_task, return_exceptions=True)
-        for writer in self._writers.values():
-            writer.close()  # kept on disk: recover() finishes them at the next start
-        self._writers.clear()
+        """Wait for archives being finished; open dumps stay for recover() at the next start."""
+        self._open.clear()
         await self.drain()
 
 

@@ -19,17 +19,18 @@ from pydantic import Field
 
 from directory.model import Account
 from directory.service import DirectoryService
-from media.call import CallMedia
-from media.engine import MediaEngine, MediaLimits, MediaSettings
+from media.engine import MediaLimits, MediaSettings
+from media.host import LocalMediaHost, MediaHost, media_unavailable
+from media.workers import WorkerPool
 from recorder.service import RecordingService
-from signaling.media_rpc import MediaRpc
+from signaling.media_rpc import MediaPlacement, MediaRpc
 from signaling.server import SIO, On
 from signaling.service import CallService
 from storage import schema as s
 from storage.blobs import open_blob_store
 from storage.database import Database
 from tongban.clock import Clock
-from tongban.errors import InvalidInput, NotFound
+from tongban.errors import InvalidInput
 from tongban.validation import Payload
 from web.state import SERVICES
 
@@ -56,7 +57,7 @@ class MediaBridge:
         db: Database,
         clock: Clock,
         directory: DirectoryService,
-        engine: MediaEngine,
+        host: MediaHost,
         recordings: RecordingService,
         sio: socketio.AsyncServer,
         node_id: str,
@@ -64,12 +65,13 @@ class MediaBridge:
         self._db = db
         self._clock = clock
         self._directory = directory
-        self.engine = engine
+        self.host = host
         self.recordings = recordings
         self._sio = sio
         self.node_id = node_id
         self.calls: CallService | None = None
         self.rpc: MediaRpc | None = None  # cluster mode: reach other nodes' media
+        self.placement: MediaPlacement | None = None  # cluster mode: least-loaded worker
         self._tasks: set[asyncio.Future[None]] = set()
         self._fingerprints: dict[tuple[str, str], str] = {}  # (call, participant) -> DTLS
         recordings.listeners.append(self.recording_changed)
@@ -80,23 +82,48 @@ class MediaBridge:
         if account is not None:
             await self._sio.emit(event, payload, room=f"user:{account.id}")
 
+    def renegotiate(self, call_id: str, participant: str, needs: dict[str, int]) -> None:
+        """The host says another participant's tracks arrived: ask this one to offer again."""
+        self._spawn(
+            self._emit_to_username(
+                participant, "media:renegotiate", {"call_id": call_id, "needs": needs}
+            )
+        )
+
+    async def media_lost(self, call_ids: list[str]) -> None:
+        """A media worker died: its calls end, their partial recordings are finished."""
+        for call_id in call_ids:
+            if self.calls is not None and await self.calls.end_for(call_id, "media_failure"):
+                continue
+            await self.call_finished(call_id)  # already ended: still finish its recording
+
     async def call_answered(self, call_id: str) -> None:
+        """Open the call's media on the least-loaded worker (of the cluster, in cluster mode)."""
+        node, worker = self.node_id, None
+        if self.placement is not None:
+            node, worker = await self.placement.choose(self.host.loads())
+        if node != self.node_id and self.rpc is not None:
+            try:
+                await self.rpc.call(node, "open_call", {"call_id": call_id, "worker": worker})
+                return
+            except Exception:
+                log.warning("node %s could not take call %s; carrying it here", node, call_id)
+                worker = None
+        await self.open_local(call_id, worker)
+
+    async def open_local(self, call_id: str, worker: int | None) -> None:
         async with self._db.begin() as conn:
             row = (await conn.execute(sa.select(s.calls).where(s.calls.c.id == call_id))).one()
             await conn.execute(
                 sa.update(s.calls).where(s.calls.c.id == call_id).values(media_node=self.node_id)
             )
         started: datetime = row.answered_at or self._clock.now()
-        sink = await self.recordings.start(call_id, row.case_id, started)
-
-        def renegotiate(participant: str, needs: dict[str, int]) -> None:
-            self._spawn(
-                self._emit_to_username(
-                    participant, "media:renegotiate", {"call_id": call_id, "needs": needs}
-                )
-            )
-
-        self.engine.open_call(call_id, sink=sink, on_renegotiate=renegotiate)
+        dump = await self.recordings.start(call_id, row.case_id, started)
+        try:
+            await self.host.open_call(call_id, dump, worker=worker)
+        except Exception:
+            self.recordings.finish_soon(call_id)  # an empty dump: the row says why
+            raise
         await self.emit_to_call(
             call_id, "call:recording", {"call_id": call_id, "state": "recording"}
         )
@@ -124,15 +151,26 @@ class MediaBridge:
         await self.emit_to_call(call_id, "call:recording", {"call_id": call_id, "state": state})
 
     async def close(self) -> None:
-        await self.engine.close()
+        await self.host.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def call_finished(self, call_id: str) -> None:
+        if not self.host.has_call(call_id) and not self.recordings.is_recording(call_id):
+            node = await self._media_node(call_id)
+            if node is not None and self.rpc is not None:
+                try:
+                    await self.rpc.call(node, "close_call", {"call_id": call_id})
+                except Exception as err:  # that node or Redis is gone: node watch ends it
+                    log.warning("could not close call %s on node %s: %s", call_id, node, err)
+            return
+        await self.close_local(call_id)
+
+    async def close_local(self, call_id: str) -> None:
         for key in [k for k in self._fingerprints if k[0] == call_id]:
             del self._fingerprints[key]
-        await self.engine.close_call(call_id)
+        await self.host.close_call(call_id)
         self.recordings.finish_soon(call_id)
 
     def sms_queued(self) -> None:
@@ -141,36 +179,22 @@ class MediaBridge:
     def deadline_added(self, due_at: datetime) -> None:
         return None
 
-    def media_for(self, call_id: str) -> CallMedia:
-        try:
-            return self.engine.get(call_id)
-        except NotFound:
-            raise NotFound("该通话的媒体尚未就绪或已结束", code="media_unavailable") from None
-
     async def local_offer(
         self, call_id: str, username: str, sdp: str, tracks: dict[str, str]
     ) -> dict[str, Any]:
-        media = self.media_for(call_id)
+        if not self.host.has_call(call_id):
+            raise media_unavailable()
         key = (call_id, username)
         fingerprint = _dtls_fingerprint(sdp)
-        if key in self._fingerprints and fingerprint != self._fingerprints[key]:
-            # a new peer connection (a reloaded page, a restarted browser): its DTLS
-            # certificate is new, so the old leg cannot carry it; start a new one
-            await media.remove_participant(username)
-        answer = await media.offer(username, sdp, tracks)
+        # a new peer connection (a reloaded page, a restarted browser) has a new DTLS
+        # certificate, so the old leg cannot carry it: the host starts a new one
+        replace = key in self._fingerprints and fingerprint != self._fingerprints[key]
+        answer = await self.host.offer(call_id, username, sdp, tracks, replace=replace)
         self._fingerprints[key] = fingerprint
-        return {
-            "sdp": answer,
-            "type": "answer",
-            "receive": media.receive_map(username),
-            "needs": media.receive_needs(username),
-            # other tracks exist that this answer could not carry: offer again with at
-            # least ``needs`` receive transceivers
-            "renegotiate": media.needs_offer(username),
-        }
+        return answer
 
     async def local_candidate(self, call_id: str, username: str, candidate: dict[str, Any]) -> None:
-        await self.media_for(call_id).add_candidate(username, candidate)
+        await self.host.candidate(call_id, username, candidate)
 
     async def serve_rpc(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         """What another node asks of the calls whose media this node carries."""
@@ -181,11 +205,23 @@ class MediaBridge:
         if method == "candidate":
             await self.local_candidate(params["call_id"], params["username"], params["candidate"])
             return {}
+        if method == "open_call":
+            worker = params.get("worker")
+            await self.open_local(
+                str(params["call_id"]), int(worker) if worker is not None else None
+            )
+            return {}
+        if method == "close_call":
+            if self.host.has_call(params["call_id"]) or self.recordings.is_recording(
+                params["call_id"]
+            ):
+                await self.close_local(str(params["call_id"]))
+            return {}
         raise InvalidInput(f"unknown media method {method}")
 
     async def _media_node(self, call_id: str) -> str | None:
         """Where the call's media lives when it is not here (cluster mode only)."""
-        if self.rpc is None or self.engine.has_call(call_id):
+        if self.rpc is None or self.host.has_call(call_id):
             return None
         async with self._db.connect() as conn:
             node: str | None = await conn.scalar(
@@ -276,38 +312,46 @@ async def _media_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.data_dir / "recording-work",
         retention_months=settings.retention_months,
     )
-    engine = MediaEngine(
-        MediaSettings(
-            ice_servers=[dict(x) for x in settings.ice_servers],
-            host_addresses=list(settings.media_addresses) or None,
-            limits=MediaLimits(
-                max_peer_connections=settings.max_peer_connections,
-                max_calls=max(1, settings.max_peer_connections // 2),
-            ),
-        )
+    media_settings = MediaSettings(
+        ice_servers=[dict(x) for x in settings.ice_servers],
+        host_addresses=list(settings.media_addresses) or None,
+        limits=MediaLimits(
+            max_peer_connections=settings.max_peer_connections,
+            max_calls=max(1, settings.max_peer_connections // 2),
+        ),
     )
+    workers = settings.media_worker_count
+    host: LocalMediaHost | WorkerPool
+    host = WorkerPool(workers, media_settings) if workers else LocalMediaHost(media_settings)
     bridge = MediaBridge(
         db=services.db,
         clock=services.clock,
         directory=services.directory,
-        engine=engine,
+        host=host,
         recordings=recordings,
         sio=app[SIO],
         node_id=settings.node_id,
     )
+    host.on_renegotiate = bridge.renegotiate
+    if isinstance(host, WorkerPool):
+        host.on_lost = bridge.media_lost
     await recordings.recover()
-    recordings.start_syncing()
+    await host.start()
     rpc_redis: aioredis.Redis | None = None
     if settings.redis_url:
         rpc_redis = aioredis.from_url(settings.redis_url)
         bridge.rpc = MediaRpc(rpc_redis, settings.node_id, bridge.serve_rpc)
         await bridge.rpc.start()
+        bridge.placement = MediaPlacement(rpc_redis, settings.node_id, host.loads)
+        bridge.placement.start()
     services.extra["media_bridge"] = bridge
     services.extra["recordings"] = recordings
     app[MEDIA_BRIDGE] = bridge
     try:
         yield
     finally:
+        if bridge.placement is not None:
+            await bridge.placement.stop()
         if bridge.rpc is not None:
             await bridge.rpc.stop()
         if rpc_redis is not None:

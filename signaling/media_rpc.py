@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -115,3 +116,108 @@ class MediaRpc:
         await self._redis.publish(
             CHANNEL + str(data["reply_to"]), json.dumps({"id": data["id"], "reply": reply})
         )
+
+
+LOAD_KEY = "tongban:media:load"
+
+
+class MediaPlacement:
+    """Places a call's media on the least-loaded media worker of the cluster.
+
+    Every node publishes how many calls each of its workers carries (a Redis hash, one field
+    per ``node/worker``, with the time of the reading); the node that answers a call picks the
+    worker with the fewest calls among fresh readings, its own workers first on a tie (no hop
+    over Redis for the offers). Placements made since the last reading are counted too, so a
+    burst of answers spreads out instead of piling onto the same worker.
+    """
+
+    every = 2.0  # seconds between readings
+    fresh = 15.0  # a reading older than this is a node that stopped publishing
+
+    def __init__(
+        self, client: aioredis.Redis, node_id: str, loads: Callable[[], list[int]]
+    ) -> None:
+        self._redis = client
+        self._node = node_id
+        self._loads = loads
+        self._recent: dict[tuple[str, int], list[float]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def publish(self) -> None:
+        now = time.time()
+        fields: dict[Any, Any] = {
+            f"{self._node}/{i}": json.dumps({"calls": n, "at": now})
+            for i, n in enumerate(self._loads())
+            if n >= 0
+        }
+        dead = [f"{self._node}/{i}" for i, n in enumerate(self._loads()) if n < 0]
+        if fields:
+            await self._redis.hset(LOAD_KEY, mapping=fields)
+        if dead:
+            await self._redis.hdel(LOAD_KEY, *dead)
+
+    async def choose(self, local: list[int]) -> tuple[str, int | None]:
+        """(node, worker) for a new call; this node when Redis cannot tell."""
+        now = time.time()
+        candidates: list[tuple[int, int, str, int]] = [
+            (n, 0, self._node, i) for i, n in enumerate(local) if n >= 0
+        ]
+        try:
+            readings = await self._redis.hgetall(LOAD_KEY)
+        except Exception:
+            log.warning("media placement: Redis unavailable; placing the call here")
+            readings = {}
+        for raw_field, raw_value in readings.items():
+            field_text = raw_field.decode() if isinstance(raw_field, bytes) else str(raw_field)
+            node, _, index = field_text.rpartition("/")
+            if node == self._node or not index.isdigit():
+                continue
+            try:
+                reading = json.loads(raw_value)
+            except ValueError:
+                continue
+            if now - float(reading.get("at", 0)) > self.fresh:
+                continue
+            calls = int(reading.get("calls", 0)) + self._placed_since(node, int(index), reading)
+            candidates.append((calls, 1, node, int(index)))
+        if not candidates:
+            return self._node, None
+        _, _, chosen, worker = min(candidates)
+        if chosen != self._node:
+            self._recent.setdefault((chosen, worker), []).append(now)
+        return chosen, worker
+
+    def _placed_since(self, node: str, index: int, reading: dict[str, Any]) -> int:
+        at = float(reading.get("at", 0))
+        placed = [t for t in self._recent.get((node, index), []) if t > at]
+        if placed:
+            self._recent[(node, index)] = placed
+        else:
+            self._recent.pop((node, index), None)
+        return len(placed)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="media-placement")
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.publish()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("media placement: could not publish this node's load", exc_info=True)
+            await asyncio.sleep(self.every)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        try:
+            fields = [f"{self._node}/{i}" for i in range(len(self._loads()))]
+            if fields:
+                await self._redis.hdel(LOAD_KEY, *fields)
+        except Exception:
+            log.warning("could not withdraw this node's media load", exc_info=True)

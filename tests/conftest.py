@@ -121,6 +121,8 @@ def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
             "database_url": database_url,
             "ring_timeout": 60.0,
             "ring_limit": 300.0,
+            # media in the test process; tests of the worker processes ask for them
+            "media_workers": 0,
         }
         base.update(overrides)
         return load_settings({}, **base)

@@ -83,7 +83,9 @@ class Settings:
     calendar_fallback: str = "weekdays"
     max_request_bytes: int = 1 << 20
     max_peer_connections: int = 400
-    media_workers: int = 0  # 0: in-process media
+    # media worker processes of this node: -1 (or "auto"): one per core; 0: media runs in the
+    # server's own process
+    media_workers: int = -1
     # names this node in a cluster (calls whose media it carried, presence entries); must stay
     # the same across restarts of the node. Empty: the host name.
     node_id: str = ""
@@ -139,11 +141,19 @@ class Settings:
             fail("redis_url", "cluster mode needs PostgreSQL (TONGBAN_DATABASE_URL)")
         if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://")):
             fail("redis_url", "must start with redis:// or rediss://")
+        if self.media_workers < -1:
+            fail("media_workers", "must be auto (-1), 0 (in this process) or a number of workers")
         if self.calendar_fallback not in ("weekdays", "error"):
             fail("calendar_fallback", "must be 'weekdays' or 'error'")
         for server in self.ice_servers:
             if not isinstance(server, dict) or "urls" not in server:
                 fail("ice_servers", "each entry must be an object with 'urls'")
+
+    @property
+    def media_worker_count(self) -> int:
+        if self.media_workers < 0:
+            return max(1, len(os.sched_getaffinity(0)))
+        return self.media_workers
 
     @property
     def clustered(self) -> bool:
@@ -177,6 +187,8 @@ def _cast(name: str, raw: str, default: Any) -> Any:
             raise ValueError("expected true or false")
         if "float" in text:
             return float(raw)
+        if name == "media_workers" and raw.strip().lower() == "auto":
+            return -1
         if "int" in text and "tuple" not in text:
             return int(raw)
         if name == "ice_servers":

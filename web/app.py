@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cases.service import CaseService
 from directory.accounts import AccountService
+from directory.cluster import ClusterDirectory
 from directory.passwords import LockoutPolicy
 from directory.service import DirectoryService
 from storage.database import Database
@@ -48,6 +49,7 @@ def create_app(
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         db = Database(create_engine(settings.database_url))
+        directory: DirectoryService | None = None
         try:
             if run_migrations:
                 await migrate(db.engine)
@@ -62,22 +64,36 @@ def create_app(
                     ),
                 ),
             )
+            if settings.redis_url:
+                directory = ClusterDirectory(
+                    db,
+                    the_clock,
+                    calendar_fallback=settings.calendar_fallback,
+                    redis_url=settings.redis_url,
+                    node_id=settings.node_id,
+                )
+            else:
+                directory = DirectoryService(
+                    db, the_clock, calendar_fallback=settings.calendar_fallback
+                )
             services = Services(
                 settings=settings,
                 clock=the_clock,
                 db=db,
-                directory=DirectoryService(
-                    db, the_clock, calendar_fallback=settings.calendar_fallback
-                ),
+                directory=directory,
                 sessions=sessions,
                 accounts=AccountService(db, the_clock, sessions.revoke_account),
                 cases=CaseService(db, the_clock),
                 metrics=Metrics(),
             )
             await services.directory.reload()
+            if isinstance(directory, ClusterDirectory):
+                await directory.start()
             app[SERVICES] = services
             yield
         finally:
+            if isinstance(directory, ClusterDirectory):
+                await directory.close()
             await db.close()
 
     app.cleanup_ctx.append(services_ctx)

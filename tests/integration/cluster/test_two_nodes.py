@@ -4,6 +4,7 @@ fire once whichever node is alive."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -27,6 +28,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 async def clean_presence() -> Any:
     client = aioredis.from_url(REDIS_URL)
     keys = [k async for k in client.scan_iter("tongban:presence:*")]
+    keys.append("tongban:media:load")
     if keys:
         await client.delete(*keys)
     yield
@@ -148,3 +150,61 @@ async def test_calls_of_a_dead_media_node_end_with_media_failure(
     await two.client.close()  # the node carrying the call's media goes away
     ended = await caller.next("call:ended", timeout=20)
     assert ended["call_id"] == call_id and ended["reason"] == "media_failure"
+
+
+async def test_a_call_is_placed_on_the_least_loaded_node(start_server: Any, sockets: Any) -> None:
+    """Node 1 already carries a call, node 2 none: the next call answered on node 1 gets its
+    media on node 2; offers, hang-up and the recording go there and back over Redis."""
+    from tests.integration.calls.test_media_workers import (
+        finished_recording,
+        media_flows,
+        second_caller,
+    )
+
+    one, two = await two_nodes(start_server, media_addresses=("127.0.0.1",))
+    bridge_one = one.services.extra["media_bridge"]
+    bridge_two = two.services.extra["media_bridge"]
+    cases = [await make_case(one), await make_case(one)]  # before zz.a1's socket logs in
+    caller = await sockets(one, "zz.a1")
+    first_callee = await sockets(one, "fq.h1")
+    first = (await caller.call("call:request", {"case_id": cases[0]}))["call_id"]
+    assert (await first_callee.call("call:accept", {"call_id": first}))["ok"]
+    assert bridge_one.host.has_call(first), "a tie stays on the answering node"
+    await bridge_two.placement.publish()  # node 2's reading: no calls
+
+    callee = await sockets(one, "fq.h2")
+    caller = await second_caller(one, sockets)  # one live request per clerk
+    call_id = (await caller.call("call:request", {"case_id": cases[1]}))["call_id"]
+    await callee.next("call:incoming")
+    assert (await callee.call("call:accept", {"call_id": call_id}))["ok"]
+    assert bridge_two.host.has_call(call_id) and not bridge_one.host.has_call(call_id)
+    async with one.services.db.connect() as conn:
+        node = await conn.scalar(sa.select(s.calls.c.media_node).where(s.calls.c.id == call_id))
+    assert node == "node-2"
+    a, b = await media_flows(caller, callee, call_id)
+    try:
+        assert (await callee.call("call:hangup", {"call_id": call_id}))["ok"]
+    finally:
+        await a.peer.close()
+        await b.peer.close()
+    row = await finished_recording(two, callee, call_id)
+    assert row.state == "ready", row.error
+    assert not bridge_two.host.has_call(call_id), "the hang-up on node 1 closed node 2's media"
+    assert (await first_callee.call("call:hangup", {"call_id": first}))["ok"]
+
+
+async def test_a_directory_change_on_one_node_reaches_the_other(
+    start_server: Any, sockets: Any
+) -> None:
+    """An account created through node 1 can be found (and rung, and told) by node 2."""
+    from tests.integration.calls.test_media_workers import second_caller
+
+    one, two = await two_nodes(start_server)
+    assert (await two.services.directory.snapshot()).account_by_username("zz.a2") is None
+    await second_caller(one, sockets)
+    for _ in range(50):
+        if (await two.services.directory.snapshot()).account_by_username("zz.a2") is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert (await two.services.directory.snapshot()).account_by_username("zz.a2") is not None
+    assert two.services.directory.reloads_announced >= 1

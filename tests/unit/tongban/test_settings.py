@@ -28,11 +28,23 @@ def test_defaults_are_the_embedded_ones() -> None:
         ({"TONGBAN_TLS_CERT": "/x.pem"}, "TONGBAN_TLS_CERT"),
         ({"TONGBAN_REDIS_URL": "redis://127.0.0.1"}, "TONGBAN_REDIS_URL"),
         ({"TONGBAN_RETENTION_MONTHS": "0"}, "TONGBAN_RETENTION_MONTHS"),
+        ({"TONGBAN_MEDIA_WORKERS": "many"}, "TONGBAN_MEDIA_WORKERS"),
+        ({"TONGBAN_MEDIA_WORKERS": "-2"}, "TONGBAN_MEDIA_WORKERS"),
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], variable: str) -> None:
     with pytest.raises(SettingsError, match=variable):
         load_settings(env)
+
+
+def test_media_workers_default_to_one_per_core() -> None:
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    assert load_settings({}).media_worker_count == cores
+    assert load_settings({"TONGBAN_MEDIA_WORKERS": "auto"}).media_worker_count == cores
+    assert load_settings({"TONGBAN_MEDIA_WORKERS": "0"}).media_worker_count == 0
+    assert load_settings({"TONGBAN_MEDIA_WORKERS": "3"}).media_worker_count == 3
 
 
 def test_secrets_never_print() -> None:
