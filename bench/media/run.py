@@ -14,8 +14,15 @@ video frame. Modes (``--modes``, run alternately, same clients):
   recording, which only flatters it);
 - ``janus``: Debian's Janus 1.1.2, VideoRoom with recording (``bench/media/janus.py``); needs
   the namespace of ``bench/media/netns.sh`` (run the whole benchmark inside it);
-- ``forward-uvloop``: ``forward`` on uvloop's event loop (an experiment; needs ``uvloop``
-  installed, which the project does not depend on).
+- ``forward-uvloop``: ``forward`` on uvloop's event loop, as ``tongban serve`` runs it with
+  ``TONGBAN_MEDIA_WORKERS=0`` (media in the server's process);
+- ``workers``: the calls' media in ``--workers`` media worker processes
+  (``media.workers.WorkerPool``, as ``tongban serve`` runs it by default), each recording its
+  calls; CPU and memory are those of the server and its workers together.
+
+``--find-capacity`` raises the number of calls until the server no longer keeps up (see
+``capacity``) for ``forward-uvloop`` and ``workers``: recorded calls per node with worker
+processes against one process.
 
 Figures: server CPU (utime+stime of the server process from /proc/<pid>/stat, all threads)
 per call, per packet and normalised to 325 packets/s, datagrams and kbit/s the clients
@@ -38,12 +45,12 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 LOOPBACK = ["127.0.0.1"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TARGET_BITRATE = 1_000_000
-MODES = ["forward", "naive", "janus", "forward-uvloop"]
+MODES = ["forward", "naive", "janus", "forward-uvloop", "workers"]
 REF_PACKETS = 325  # packets/s of one such call (both directions), as in NOTES-webrtc.md
 REPLAY_FRAMES = 300  # a 10 s loop, keyframe every 5 s
 NOISE = 8  # luma texture amplitude: makes VP8 at 640x480 use its 1 Mbit/s
@@ -55,6 +62,12 @@ def rss_kib(pid: int | None = None) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def cpu_total(pids: list[int]) -> tuple[float, float]:
+    """(utime, stime) of several processes together (a server and its media workers)."""
+    times = [cpu_times(pid) for pid in pids]
+    return sum(t[0] for t in times), sum(t[1] for t in times)
 
 
 def cpu_times(pid: int) -> tuple[float, float]:
@@ -183,6 +196,121 @@ async def server_main(mode: str, record_dir: str, profile: str | None) -> None:
             return
 
 
+async def workers_server_main(count: int, record_dir: str) -> None:
+    """The ``workers`` mode: the same protocol, the calls' media in a ``WorkerPool``."""
+    from media.engine import MediaSettings
+    from media.host import DumpSpec
+    from media.workers import WorkerPool
+
+    pool = WorkerPool(count, MediaSettings(host_addresses=LOOPBACK))
+    await pool.start()
+    opening: dict[str, asyncio.Future[int]] = {}
+
+    async def ensure(call_id: str) -> None:
+        if call_id not in opening:
+            dump = DumpSpec(
+                os.path.join(record_dir, f"{call_id}.tbdump"),
+                call_id,
+                datetime.now(UTC).isoformat(),
+            )
+            opening[call_id] = asyncio.ensure_future(pool.open_call(call_id, dump))
+        await opening[call_id]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                req = await read_json(reader)
+                await ensure(req["call"])
+                if req["op"] == "needs":
+                    reply: dict[str, Any] = {
+                        "needs": await pool.needs(req["call"], req["participant"])
+                    }
+                else:
+                    answer = await pool.offer(
+                        req["call"], req["participant"], req["sdp"], req["tracks"]
+                    )
+                    reply = {"answer": answer["sdp"]}
+                writer.write((json.dumps(reply) + "\n").encode())
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    pids = [os.getpid(), *(p for p in pool.pids() if p is not None)]
+    emit({"port": server.sockets[0].getsockname()[1], "rss": rss_total(pids), "pids": pids})
+    stdin = await stdin_reader()
+    while True:
+        cmd = await read_json(stdin)
+        if cmd["cmd"] == "mark":
+            stats = await pool.stats()
+            calls = [c for st in stats for c in st["per_call"].values()]
+            emit(
+                {
+                    "rss": rss_total(pids),
+                    "packets_out": sum(c["packets_out"] for c in calls),
+                    "recorded": sum(d["written"] for st in stats for d in st["dumps"].values()),
+                    "stats": [st["calls"] for st in stats],
+                }
+            )
+        elif cmd["cmd"] == "quit":
+            await pool.close()
+            server.close()
+            emit({"bye": True})
+            return
+
+
+def rss_total(pids: list[int]) -> int:
+    return sum(rss_kib(pid) for pid in pids)
+
+
+class CoreQuota:
+    """Each server process in a cgroup (v1 ``cpu``) of its own, capped at ``share`` of a core.
+
+    Emulates a node whose cores are ``share`` of this machine's: one process can use at most
+    one such core, N worker processes N of them, and the load generators (the clients) keep
+    the rest of the machine. Root only.
+    """
+
+    ROOT = "/sys/fs/cgroup/cpu"
+    PERIOD_US = 10_000  # short, so a throttled process waits milliseconds, not 100 ms
+
+    def __init__(self, share: float) -> None:
+        self.share = share
+        self.groups: list[str] = []
+
+    def confine(self, pid: int) -> None:
+        group = os.path.join(self.ROOT, f"tbbench-{pid}")
+        os.makedirs(group, exist_ok=True)
+        period = max(self.PERIOD_US, int(1000 / self.share) + 1)  # a quota is at least 1 ms
+        for name, value in (
+            ("cpu.cfs_period_us", period),
+            ("cpu.cfs_quota_us", int(period * self.share)),
+            ("cgroup.procs", pid),
+        ):
+            with open(os.path.join(group, name), "w") as f:
+                f.write(str(value))
+        self.groups.append(group)
+
+    def throttled_ms(self) -> float:
+        total = 0
+        for group in self.groups:
+            with open(os.path.join(group, "cpu.stat")) as f:
+                for line in f:
+                    if line.startswith("throttled_time"):
+                        total += int(line.split()[1])
+        return total / 1e6
+
+    def release(self) -> None:
+        for group in self.groups:
+            try:
+                os.rmdir(group)
+            except OSError:
+                pass
+        self.groups.clear()
+
+
 # ------------------------------------------------------------------------------ client role
 
 
@@ -221,8 +349,92 @@ def load_frames(path: str) -> list[bytes]:
     return frames
 
 
+class LightReceivers:
+    """``--light``: receivers that do not decode video (capacity runs on a 2-core machine).
+
+    Decoding two 640x480 VP8 streams per call costs the load generators far more than the
+    server spends forwarding them, so at a dozen calls the clients, not the server, would
+    saturate. In this mode aiortc's decoder thread (``aiortc.rtcrtpreceiver.decoder_worker``,
+    replaced in the client processes only) records each complete frame's arrival time and RTP
+    timestamp instead of decoding it. Figures per video track: frames per second, frames
+    missing between the first and the last (RTP timestamp steps of 3000 at 90 kHz), and the
+    queueing delay of each frame (arrival minus RTP time, above the smallest such difference
+    seen on that track): what a saturated server adds, while the network here adds nothing.
+    """
+
+    frames: ClassVar[dict[int, list[tuple[float, int]]]] = {}  # id(track queue) -> frames
+
+    @classmethod
+    def install(cls) -> None:
+        import aiortc.rtcrtpreceiver as receiver_module
+
+        def record_only(loop: Any, input_q: Any, output_q: Any, decode_error: Any) -> None:
+            frames = cls.frames.setdefault(id(output_q), [])
+            while True:
+                task = input_q.get()
+                if task is None:
+                    return
+                frames.append((time.time(), task[1].timestamp))
+
+        receiver_module.decoder_worker = record_only  # type: ignore[assignment]
+
+    @classmethod
+    def tracks(cls, peer: Any) -> list[list[tuple[float, int]]]:
+        out = []
+        for transceiver in peer.pc.getTransceivers():
+            track = transceiver.receiver.track
+            if track is not None and track.kind == "video":
+                out.append(cls.frames.setdefault(id(track._queue), []))
+        return out
+
+    @staticmethod
+    def figures(window: list[tuple[float, int]], base: float) -> tuple[int, int, list[float]]:
+        """(frames, missing, queueing delays) of one track's frames in the window."""
+        if not window:
+            return 0, 0, []
+        stamps = sorted({ts for _, ts in window})
+        span = ((stamps[-1] - stamps[0]) & 0xFFFFFFFF) // 3000 + 1
+        delays = [arrival - ts / 90_000 - base for arrival, ts in window]
+        return len(window), max(0, span - len(stamps)), delays
+
+
+async def light_measure_client(receivers: dict[str, Any]) -> None:
+    stdin = await stdin_reader()
+    await read_json(stdin)  # start
+    t0 = time.monotonic()
+    starts = {id(t): len(t) for p in receivers.values() for t in LightReceivers.tracks(p)}
+    await read_json(stdin)  # stop
+    elapsed = time.monotonic() - t0
+    fps, missing, latencies = [], 0, []
+    for peer in receivers.values():
+        for track in LightReceivers.tracks(peer):
+            # the RTP clock's offset is unknown: the smallest arrival-minus-RTP-time of the
+            # track (before or in the window) stands for "no queueing"
+            base = min((arrival - ts / 90_000 for arrival, ts in track), default=0.0)
+            n, gaps, delays = LightReceivers.figures(track[starts.get(id(track), 0) :], base)
+            fps.append(n / elapsed)
+            missing += gaps
+            latencies += delays
+    emit(
+        {
+            "fps": fps,
+            "missing": missing,
+            "garbled": 0,
+            "latencies": latencies,
+            "audio_frames": 0,
+            "rx_packets": 0,
+            "rx_bytes": 0,
+            "elapsed": elapsed,
+        }
+    )
+    await read_json(stdin)  # quit
+
+
 async def client_main(args: argparse.Namespace) -> None:
     from media.testing import ClientPeer, pin_video_bitrate
+
+    if args.light:
+        LightReceivers.install()
 
     width, height = (int(x) for x in args.size.split("x"))
     pin_video_bitrate(TARGET_BITRATE)
@@ -251,14 +463,22 @@ async def client_main(args: argparse.Namespace) -> None:
         receivers, closing = await janus_client(args, peers, sent_at)
     else:
         receivers, closing = await tongban_client(args, peers)
-    for peer in receivers.values():
-        await peer.wait_for(
-            lambda p=peer: any(r.kind == "video" and r.numbers for r in p.received.values()),
-            within=30,
-            what="first frame",
-        )
-    emit({"ready": True})
-    await measure_client(peers, receivers, modulus)
+    if args.light:
+        for _ in range(300):
+            if all(any(t) for p in receivers.values() for t in LightReceivers.tracks(p)):
+                break
+            await asyncio.sleep(0.1)
+        emit({"ready": True})
+        await light_measure_client(receivers)
+    else:
+        for peer in receivers.values():
+            await peer.wait_for(
+                lambda p=peer: any(r.kind == "video" and r.numbers for r in p.received.values()),
+                within=30,
+                what="first frame",
+            )
+        emit({"ready": True})
+        await measure_client(peers, receivers, modulus)
     for peer in {*peers.values(), *receivers.values()}:
         await peer.close()
     await closing()
@@ -452,6 +672,9 @@ async def measure(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     record_dir = tempfile.mkdtemp(prefix="bench-media-")
     procs: list[asyncio.subprocess.Process] = []
     janus: Any = None
+    quota = CoreQuota(args.core_share) if args.core_share else None
+    calls = args.calls
+    throttled = 0.0
     try:
         if mode == "janus":
             from bench.media.janus import JanusServer
@@ -473,15 +696,21 @@ async def measure(mode: str, args: argparse.Namespace) -> dict[str, Any]:
             extra = ["--record-dir", record_dir]
             if args.profile and mode == "forward":
                 extra += ["--profile", args.profile]
+            if mode == "workers":
+                extra += ["--workers", str(args.workers)]
             server = await spawn("--role", "server", "--mode", mode, *extra)
             procs.append(server)
             pid = server.pid
             hello = await recv(server)
             client_args = ["--port", str(hello["port"])]
+        pids = hello.get("pids") or [pid]
+        if quota is not None:
+            for p in pids:
+                quota.confine(p)
 
         async def mark() -> dict[str, Any]:
             if janus is not None:
-                return {"rss": rss_kib(pid), "packets_out": 0, "recorded": 0, "stats": []}
+                return {"rss": rss_total(pids), "packets_out": 0, "recorded": 0, "stats": []}
             return await ask(procs[0], {"cmd": "mark"})
 
         clients = [
@@ -496,6 +725,7 @@ async def measure(mode: str, args: argparse.Namespace) -> dict[str, Any]:
                 "--size",
                 args.size,
                 *(["--replay-file", args.replay_file] if args.replay_file else []),
+                *(["--light"] if args.light else []),
             )
             for i in range(args.calls)
         ]
@@ -504,17 +734,21 @@ async def measure(mode: str, args: argparse.Namespace) -> dict[str, Any]:
             await recv(c, within=90)
         await asyncio.sleep(args.warmup)  # let bitrate and CPU settle (a measurement)
         start = await mark()
-        cpu0, t0 = cpu_times(pid), time.monotonic()
+        throttled = quota.throttled_ms() if quota else 0.0
+        cpu0, t0 = cpu_total(pids), time.monotonic()
         for c in clients:
             await send(c, {"cmd": "start"})
         await asyncio.sleep(args.seconds)
-        cpu1, t1 = cpu_times(pid), time.monotonic()
+        cpu1, t1 = cpu_total(pids), time.monotonic()
+        throttled = (quota.throttled_ms() - throttled) if quota else 0.0
         end = await mark()
         for c in clients:
             await send(c, {"cmd": "stop"})
         results = [await recv(c) for c in clients]
     finally:
         await stop_all(procs)
+        if quota is not None:
+            quota.release()
         recorded = remove_dir(record_dir)
         if janus is not None:
             recorded = janus.recorded_bytes()
@@ -530,6 +764,9 @@ async def measure(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     per_packet = forwarded or rx_packets
     return {
         "mode": mode,
+        "calls": calls,
+        "server_cpu_pct": cpu / wall * 100,
+        "throttled_ms_per_s": throttled / wall,
         "cpu_per_call": cpu / wall * 100 / args.calls,
         "us_per_packet": cpu / per_packet * 1e6 if per_packet else None,
         "rx_packets_per_s_per_call": rx_packets / wall / args.calls,
@@ -605,10 +842,52 @@ def kept_up(row: dict[str, Any]) -> bool:
     return bool(row["min_fps"] >= 28.5 and row["missing"] <= 5)
 
 
+def kept_up_at_scale(row: dict[str, Any]) -> bool:
+    """Every receiver at 30 fps, at most 2 frames lost per call, p95 latency ≤ 150 ms."""
+    return bool(
+        row["min_fps"] >= 28.5
+        and row["missing"] <= 2 * row["calls"]
+        and (row["p95_ms"] or 0) <= 150
+    )
+
+
+async def find_capacity(args: argparse.Namespace, modes: list[str]) -> None:
+    """Recorded calls per node: the most calls each mode carries while keeping up."""
+    counts = [int(x) for x in args.find_capacity.split(",") if x]
+    capacity: dict[str, int] = {}
+    for mode in modes:
+        capacity[mode] = 0
+        for n in counts:
+            row = await measure(mode, argparse.Namespace(**{**vars(args), "calls": n}))
+            ok = kept_up_at_scale(row)
+            print(
+                f"{mode} {n} calls: server CPU {row['server_cpu_pct']:.0f} % "
+                f"({row['cpu_per_call']:.2f} %/call, throttled {row['throttled_ms_per_s']:.0f} "
+                f"ms/s), min fps {row['min_fps']:.1f}, missing {row['missing']}, "
+                f"p50 {fmt(row['p50_ms'], '.0f')} ms, p95 {fmt(row['p95_ms'], '.0f')} ms, "
+                f"{row['mem_per_call_mib']:.1f} MiB/call -> {'kept up' if ok else 'did not'}; "
+                f"load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+            if not ok:
+                break
+            capacity[mode] = n
+    share = f", each server process capped at {args.core_share:g} core" if args.core_share else ""
+    print(f"recorded calls per node (most that kept up{share}):")
+    for mode in modes:
+        print(f"  {mode}: {capacity[mode]}")
+    one, many = capacity.get("forward-uvloop"), capacity.get("workers")
+    if one and many:
+        print(f"workers ({args.workers}) / one process: {many / one:.2f}x")
+
+
 async def orchestrate(args: argparse.Namespace) -> None:
     modes = [m for m in args.modes.split(",") if m]
     if unknown := set(modes) - set(MODES):
         raise SystemExit(f"unknown mode(s) {', '.join(sorted(unknown))}; choose from {MODES}")
+    if args.find_capacity:
+        await find_capacity(args, modes)
+        return
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
     for i in range(args.repeat):
         for mode in modes:
@@ -685,6 +964,24 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=900, help="seconds for the whole run")
     parser.add_argument("--json", help="write every run's figures here")
     parser.add_argument("--profile", help="cProfile the forward server's measured window")
+    parser.add_argument("--workers", type=int, default=2, help="workers mode: media processes")
+    parser.add_argument(
+        "--light",
+        action="store_true",
+        help="receivers count frames by RTP timestamp instead of decoding them (LightReceivers)",
+    )
+    parser.add_argument(
+        "--core-share",
+        type=float,
+        default=0.0,
+        help="cap every server process at this share of one core (a cgroup each; root): "
+        "emulates a node with slower cores so that the clients keep enough of the machine",
+    )
+    parser.add_argument(
+        "--find-capacity",
+        help="comma-separated call counts to try, in order, per mode (stops at the first that "
+        "does not keep up): recorded calls per node",
+    )
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument(
         "--role", choices=["orchestrator", "server", "client"], default="orchestrator"
@@ -716,10 +1013,14 @@ def main() -> None:
     parser.add_argument("--janus-rec-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "server":
-        if args.mode == "forward-uvloop":  # experiment: the same server on uvloop's event loop
+        if args.mode == "forward-uvloop":  # the same server on uvloop's event loop
             import uvloop
 
             uvloop.run(server_main("forward", args.record_dir, args.profile))
+        elif args.mode == "workers":
+            import uvloop
+
+            uvloop.run(workers_server_main(args.workers, args.record_dir))
         else:
             asyncio.run(server_main(args.mode, args.record_dir, args.profile))
     elif args.role == "client":
