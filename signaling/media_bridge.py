@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 import socketio
 import sqlalchemy as sa
 from aiohttp import web
+from prometheus_client import Gauge
 from pydantic import Field
 
 from directory.model import Account
@@ -337,6 +338,26 @@ async def _media_ctx(app: web.Application) -> AsyncIterator[None]:
         host.on_lost = bridge.media_lost
     await recordings.recover()
     await host.start()
+    if isinstance(host, WorkerPool):
+        pool = host
+
+        async def workers_health() -> str:
+            alive = sum(1 for n in pool.loads() if n >= 0)
+            if alive == pool.count:
+                return "ok"
+            return f"error: {alive} of {pool.count} media workers running (restarting)"
+
+        services.extra.setdefault("health", {})["media_workers"] = workers_health
+        Gauge(
+            "tongban_media_workers_alive",
+            "Media worker processes running on this node",
+            registry=services.metrics.registry,
+        ).set_function(lambda: sum(1 for n in pool.loads() if n >= 0))
+        Gauge(
+            "tongban_media_worker_restarts",
+            "Media worker processes started again after dying",
+            registry=services.metrics.registry,
+        ).set_function(lambda: pool.restarts)
     rpc_redis: aioredis.Redis | None = None
     if settings.redis_url:
         rpc_redis = aioredis.from_url(settings.redis_url)

@@ -117,6 +117,8 @@ async def test_a_dead_worker_ends_its_calls_and_comes_back(start_server: Any, so
         killed_at = time.monotonic()
         os.kill(pid, signal.SIGKILL)
         ended = await caller.next("call:ended", timeout=10)
+        status, health = await (await server.browser()).get("/healthz")
+        assert status == 503 and "1 of 2 media workers" in health["checks"]["media_workers"]
         assert ended["call_id"] == call_id and ended["reason"] == "media_failure", ended
         assert (await callee.next("call:ended", timeout=10))["reason"] == "media_failure"
         assert time.monotonic() - killed_at < 5, "noticed when the worker's socket closed"
@@ -139,3 +141,9 @@ async def test_a_dead_worker_ends_its_calls_and_comes_back(start_server: Any, so
         await asyncio.sleep(0.1)
     assert pool.pids()[index] not in (None, pid), "the dead worker is started again"
     assert pool.restarts == 1
+    api = await server.browser()
+    status, health = await api.get("/healthz")
+    assert status == 200 and health["checks"]["media_workers"] == "ok", health
+    metrics = await (await api.http.get(server.url + "/metrics")).text()
+    assert "tongban_media_workers_alive 2.0" in metrics
+    assert "tongban_media_worker_restarts 1.0" in metrics
