@@ -21,15 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from directory.snapshot import DirectorySnapshot
 from oversight import rollup
 from oversight.aggregates import Parts, aggregate
-from oversight.days import ONE_DAY, day_start, finished_days, microseconds
+from oversight.days import ONE_DAY, day_start, finished_days, local_day, microseconds
 from oversight.figures import Figures, gc_paused
 from oversight.offline import Interval, offline_intervals
-from oversight.rules import STATUSES, month_bounds
+from oversight.rules import STATUSES, month_bounds, month_of
 from storage import schema as s
 from storage.database import Database
 from tongban.masking import mask_phone
 
-__all__ = ["LEVELS", "Figures", "monthly_report"]
+__all__ = ["LEVELS", "Figures", "monthly_report", "refresh_rollup"]
 
 LEVELS = ("total", "agency", "hall", "window", "staff")
 
@@ -81,6 +81,18 @@ async def monthly_report(
             window.offline_seconds += figs.offline_seconds
         return _assemble(snap, agency_id, month, now, hall_ids, window_figs, staff_figs,
                          staff_keys, people)  # fmt: skip
+
+
+async def refresh_rollup(db: Database, snap: DirectorySnapshot, now: datetime) -> None:
+    """Roll up the finished days of this month and of the last, ahead of any report: for a
+    periodic job after local midnight, so that no report waits for a month's days (the first
+    province report of an unrolled 1M-call month spends ~26 s rolling it up)."""
+    this = month_of(now)
+    last = month_of(day_start(local_day(now).replace(day=1)) - ONE_DAY)
+    for month in (last, this):
+        days = finished_days(month, now)
+        if days:
+            await _refresh(db, snap, month, days, now)
 
 
 # --- SQL ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from directory.store import load_snapshot
-from oversight.report import monthly_report
+from oversight.report import monthly_report, refresh_rollup
 from storage import schema as s
 from tests.integration.oversight.helpers import (
     Demo,
@@ -195,3 +195,21 @@ async def test_changes_after_the_fact_reach_the_rollup(start_server: Any) -> Non
     )
     changed = await both(server, d, AFTER, "410225")
     assert changed["rows"][0]["offline_minutes"] > prior["rows"][0]["offline_minutes"]
+
+
+async def test_a_periodic_refresh_rolls_up_ahead_of_the_report(start_server: Any) -> None:
+    server = await start_server()
+    d = await demo(server)
+    await a_month(server, d, random.Random(3))
+    async with server.services.db.connect() as conn:
+        snap = await load_snapshot(conn, calendar_fallback="weekdays")
+    await refresh_rollup(server.services.db, snap, AFTER)  # 3 November: October and November
+    built = await versions(server)
+    assert {day for day, part in built if part == "calls"} == {
+        f"2026-{m:02d}-{n:02d}" for m, last in ((10, 31), (11, 2)) for n in range(1, last + 1)
+    }
+    assert all(v == b for v, b in built.values())
+    async with server.services.db.connect() as conn:
+        spans = {(r.month, str(r.after)) for r in await conn.execute(sa.select(s.report_spans))}
+    assert ("2026-10", "2026-11-01") in spans and ("2026-11", "2026-11-03") in spans
+    await both(server, d, AFTER)
