@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from signaling.service import CallService
 from tongban.clock import Clock
@@ -24,9 +24,16 @@ class DeadlineScheduler:
         self._max_sleep = max_sleep
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # when the loop looks next, while it sleeps (None while it runs)
+        self._next_look: datetime | None = None
 
     def wake(self, due_at: datetime | None = None) -> None:
-        self._wake.set()
+        """A deadline was added: look now only if it falls before the next look anyway
+        (every call request adds two, 60 s and 300 s away: waking for them cost two
+        queries per request)."""
+        nxt = self._next_look
+        if due_at is None or nxt is None or due_at < nxt or self._clock.now() >= nxt:
+            self._wake.set()
 
     def start(self) -> None:
         if self._task is None:
@@ -50,6 +57,7 @@ class DeadlineScheduler:
 
     async def _run(self) -> None:
         while True:
+            self._next_look = None
             try:
                 await self.run_due()
                 nxt = await self._service.next_deadline()
@@ -61,6 +69,7 @@ class DeadlineScheduler:
             delay = self._max_sleep
             if nxt is not None:
                 delay = max(0.0, min(delay, (nxt - self._clock.now()).total_seconds()))
+            self._next_look = self._clock.now() + timedelta(seconds=delay)
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
