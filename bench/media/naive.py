@@ -1,14 +1,18 @@
-"""The baseline: a decode/re-encode relay built the aiortc way (MediaRelay), same protocol.
+"""The baseline: a decode/re-encode relay built the aiortc way, same protocol.
 
-Used only by the benchmark, to measure what RTP forwarding saves.
+``MediaRelay`` hands each participant's decoded tracks to the others' peer connections (which
+encode them again) and a ``MediaRecorder`` per participant records them, as issue 4 describes
+the naive server (``MediaRelay`` + ``MediaRecorder``): a WebM file per participant, VP8 and
+Opus encoded by the recorder. Used only by the benchmark, to measure what RTP forwarding saves.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
-from aiortc.contrib.media import MediaRelay
+from aiortc.contrib.media import MediaRecorder, MediaRelay
 
 from media import aiortc_internals as ai
 
@@ -16,8 +20,10 @@ LABEL_KIND = {"camera": "video", "document": "video", "audio": "audio"}
 
 
 class NaiveCall:
-    def __init__(self, host_addresses: list[str]) -> None:
+    def __init__(self, host_addresses: list[str], record_to: str | None = None) -> None:
         self._hosts = host_addresses
+        self._record_to = record_to  # file name prefix; None: no recording
+        self._recorders: dict[str, MediaRecorder] = {}
         self._relay = MediaRelay()
         self._pcs: dict[str, RTCPeerConnection] = {}
         self._tracks: dict[str, dict[str, MediaStreamTrack]] = {}  # participant -> label -> track
@@ -55,6 +61,12 @@ class NaiveCall:
                 sending[str(slot.mid)] = key
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
+        if self._record_to is not None and participant not in self._recorders:
+            recorder = MediaRecorder(f"{self._record_to}-{os.path.basename(participant)}.webm")
+            for track in self._tracks[participant].values():
+                recorder.addTrack(self._relay.subscribe(track, buffered=False))
+            self._recorders[participant] = recorder
+            await recorder.start()
         return str(pc.localDescription.sdp)
 
     def needs(self, participant: str) -> dict[str, int]:
@@ -69,6 +81,9 @@ class NaiveCall:
         return {"participants": len(self._pcs)}
 
     async def close(self) -> None:
+        for recorder in self._recorders.values():
+            await recorder.stop()
+        self._recorders.clear()
         for pc in self._pcs.values():
             await pc.close()
         self._pcs.clear()

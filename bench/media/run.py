@@ -10,8 +10,9 @@ video frame. Modes (``--modes``, run alternately, same clients):
 
 - ``forward``: ``media.call.CallMedia`` with a ``recorder.dump.DumpWriter`` as its sink, as the
   real server records;
-- ``naive``: an aiortc ``MediaRelay`` decode/re-encode relay (re-encoding at 1 Mbit/s; no
-  recording, which only flatters it);
+- ``naive``: an aiortc ``MediaRelay`` decode/re-encode relay (re-encoding at 1 Mbit/s) that
+  records with aiortc's ``MediaRecorder`` (a WebM file per participant, VP8 + Opus encoded
+  again), the server issue 4 describes as the naive one;
 - ``janus``: Debian's Janus 1.1.2, VideoRoom with recording (``bench/media/janus.py``); needs
   the namespace of ``bench/media/netns.sh`` (run the whole benchmark inside it);
 - ``forward-uvloop``: ``forward`` on uvloop's event loop, as ``tongban serve`` runs it with
@@ -135,7 +136,7 @@ async def server_main(mode: str, record_dir: str, profile: str | None) -> None:
                     call_id, ice_servers=[], host_addresses=LOOPBACK, sink=sink
                 )
             else:
-                calls[call_id] = NaiveCall(LOOPBACK)
+                calls[call_id] = NaiveCall(LOOPBACK, os.path.join(record_dir, call_id))
         return calls[call_id]
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
