@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from directory.model import Account
 from directory.snapshot import DirectorySnapshot
 from recorder.retention import SHANGHAI
+from recorder.views import plan_views
 from storage import schema as s
 
 READER_ROLES = ("auditor", "supervisor", "admin")
@@ -230,6 +231,8 @@ def present(row: Any, people: list[dict[str, Any]]) -> dict[str, Any]:
             for t in tracks
             if isinstance(t, dict)
         ],
+        # one playable view per party and video source (GET /api/recordings/{id}/play)
+        "views": [v.public() for v in plan_views(tracks)] if row.state == "ready" else [],
         "expires_at": _iso(row.expires_at),
         "expires_on": row.expires_at.astimezone(SHANGHAI).date().isoformat(),
         "legal_hold": bool(row.legal_hold),

@@ -1,10 +1,12 @@
-"""Recordings over HTTP (R7, R11): search, play in the page, download, legal hold; and the
-daily retention sweep of the server.
+"""Recordings over HTTP (R7, R11): search, play in the page (the whole archive, or one
+party's view of it: :mod:`recorder.views`), download, legal hold; and the daily retention
+sweep of the server.
 
-Every play and download is audited (who, which recording, when, from where). A player
-fetches a recording as many Range requests; those are audited once per user, recording and
-action within ``AUDIT_RANGES_EVERY`` (looked up in the audit log itself, so it holds across
-nodes and restarts), while a download without Range is audited every time. Refusals
+Every play and download is audited (who, which recording, which view, when, from where). A
+player fetches a recording as many Range requests; those are audited once per user,
+recording, action and view within ``AUDIT_RANGES_EVERY`` (looked up in the audit log itself,
+so it holds across nodes and restarts), while a download without Range is audited every
+time. Refusals
 (``forbidden``), requests for a purged recording (``deleted``) and failed integrity checks
 (``corrupt``) are audited every time.
 """
@@ -28,8 +30,9 @@ from recorder.retention import SHANGHAI
 from recorder.service import RecordingService
 from recorder.sweeper import RetentionSweeper
 from recorder.verify import HashVerifier
+from recorder.views import ArchiveMismatch, View, ViewCache, ViewFailed, find_view, plan_views
 from storage import schema as s
-from storage.blobs import BlobStore, RangeNotSatisfiable
+from storage.blobs import BlobStore, LocalBlobStore, RangeNotSatisfiable
 from storage.database import audit
 from tongban.errors import Forbidden, InvalidInput, InvalidState, NotFound, TongbanError
 from tongban.validation import Payload
@@ -69,6 +72,8 @@ class RecordingsHttp:
     blobs: BlobStore
     verifier: HashVerifier
     sweeper: RetentionSweeper
+    views: ViewCache
+    view_files: LocalBlobStore  # the same folder, read like a blob store
 
 
 RECORDINGS_HTTP = web.AppKey("recordings_http", RecordingsHttp)
@@ -105,10 +110,13 @@ def content_type(codecs: str | None) -> str:
     return "video/webm" if names and names <= WEBM_CODECS else "video/x-matroska"
 
 
-def _filename(row: Any) -> str:
+def _filename(row: Any, view: View | None = None) -> str:
     started = row.started_at.astimezone(SHANGHAI)
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", row.case_no)
-    return f"tongban-{safe}-{started:%Y%m%d-%H%M%S}-{row.id}.mkv"
+    stem = f"tongban-{safe}-{started:%Y%m%d-%H%M%S}-{row.id}"
+    if view is None:
+        return f"{stem}.mkv"
+    return f"{stem}-{re.sub(r'[^A-Za-z0-9._-]', '_', view.id)}{view.suffix}"
 
 
 def _day(request: web.Request, name: str) -> date | None:
@@ -162,9 +170,11 @@ async def _audit_access(
     result: str,
     detail: dict[str, Any] | None = None,
     throttle: bool = False,
+    view: str | None = None,
 ) -> bool:
     """Append the audit record; with ``throttle`` skip it when the same user already has an
-    ``ok`` record of this action on this recording within ``AUDIT_RANGES_EVERY``."""
+    ``ok`` record of this action on this recording and view (``None``: the whole archive)
+    within ``AUDIT_RANGES_EVERY``."""
     now = services.clock.now()
     target = f"recording:{row.id}"
     a = s.audit_log.c
@@ -178,6 +188,7 @@ async def _audit_access(
                     a.target == target,
                     a.result == "ok",
                     a.at > now - AUDIT_RANGES_EVERY,
+                    sa.func.coalesce(a.detail["view"].as_string(), "") == (view or ""),
                 )
                 .limit(1)
             )
@@ -192,18 +203,25 @@ async def _audit_access(
             result=result,
             target=target,
             source=source_of(request),
-            detail={"call_id": row.call_id, "case_no": row.case_no, **(detail or {})},
+            detail={
+                "call_id": row.call_id,
+                "case_no": row.case_no,
+                **({"view": view} if view is not None else {}),
+                **(detail or {}),
+            },
         )
     return True
 
 
-async def download(request: web.Request) -> web.StreamResponse:
+Recorder = Any  # async (result, throttle=False, **detail) -> bool: one audit record
+
+
+async def _readable(request: web.Request, action: str, view: str | None) -> tuple[Any, Recorder]:
+    """The recording the request names, once the reader may have it: jurisdiction (403,
+    audited), not purged (410, audited), ready (409); and how to audit this access."""
     services = request.app[SERVICES]
-    state = request.app[RECORDINGS_HTTP]
     account = (await current_session(request)).account
     recording_id = int_param(request, "recording_id")
-    inline = request.query.get("inline", "") in ("1", "true")
-    action = "recording.play" if inline else "recording.download"
     async with services.db.connect() as conn:
         row = await catalog.load(conn, recording_id)
     if row is None:
@@ -220,6 +238,7 @@ async def download(request: web.Request) -> web.StreamResponse:
             result=result,
             detail=detail,
             throttle=throttle,
+            view=view,
         )
 
     scope = catalog.scope_of(account, await services.directory.snapshot())
@@ -231,35 +250,63 @@ async def download(request: web.Request) -> web.StreamResponse:
         raise RecordingDeleted("录像已按保存期限删除", deleted_at=str(row.deleted_at))
     if row.state != "ready" or not row.blob_key or not row.sha256:
         raise InvalidState(f"录像尚不可调阅（状态 {row.state}）", code="recording_not_ready")
+    return row, record
 
-    etag = f'"{row.sha256}"'
-    header = request.headers.get("Range")
-    if header is not None and request.headers.get("If-Range", etag) != etag:
-        header = None  # the client holds another version: send the whole file
+
+async def _stored_size(state: RecordingsHttp, row: Any, record: Recorder) -> int:
+    """The archive's size in the store; a missing or resized archive is corrupt."""
     try:
         size = await state.blobs.size(row.blob_key)
     except NotFound:
         size = -1
     if size != row.size_bytes:
         await _corrupt(row, record, f"stored size {size}, recorded {row.size_bytes}")
-    try:
-        span = parse_range(header, size)
-    except RangeNotSatisfiable as err:
-        refusal = error_response(416, err.code, "请求的字节范围无效", size=size)
-        refusal.headers["Content-Range"] = f"bytes */{size}"
-        refusal.headers["Accept-Ranges"] = "bytes"
-        return refusal
+    return size
 
-    disposition = "inline" if inline else "attachment"
-    name = _filename(row)
-    headers = {
-        "Content-Type": content_type(row.codecs),
+
+def _if_range(request: web.Request, etag: str) -> str | None:
+    header = request.headers.get("Range")
+    if header is not None and request.headers.get("If-Range", etag) != etag:
+        return None  # the client holds another version: send the whole file
+    return header
+
+
+def _unsatisfiable(err: RangeNotSatisfiable, size: int) -> web.Response:
+    refusal = error_response(416, err.code, "请求的字节范围无效", size=size)
+    refusal.headers["Content-Range"] = f"bytes */{size}"
+    refusal.headers["Accept-Ranges"] = "bytes"
+    return refusal
+
+
+def _media_headers(content_type: str, etag: str, disposition: str) -> dict[str, str]:
+    return {
+        "Content-Type": content_type,
         "Accept-Ranges": "bytes",
         "ETag": etag,
-        "Content-Disposition": f'{disposition}; filename="{name}"',  # ASCII by construction
+        "Content-Disposition": disposition,  # ASCII by construction
         "Cache-Control": "private, no-store",
         "X-Content-Type-Options": "nosniff",
     }
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    state = request.app[RECORDINGS_HTTP]
+    inline = request.query.get("inline", "") in ("1", "true")
+    action = "recording.play" if inline else "recording.download"
+    row, record = await _readable(request, action, None)
+
+    etag = f'"{row.sha256}"'
+    header = _if_range(request, etag)
+    size = await _stored_size(state, row, record)
+    try:
+        span = parse_range(header, size)
+    except RangeNotSatisfiable as err:
+        return _unsatisfiable(err, size)
+
+    disposition = "inline" if inline else "attachment"
+    headers = _media_headers(
+        content_type(row.codecs), etag, f'{disposition}; filename="{_filename(row)}"'
+    )
     start, stop = span if span is not None else (0, size)
     response = web.StreamResponse(status=206 if span is not None else 200, headers=headers)
     if span is not None:
@@ -282,6 +329,69 @@ async def download(request: web.Request) -> web.StreamResponse:
     )
     await _stream(request, response, state.blobs.open_range(row.blob_key, start, stop))
     return response
+
+
+async def play_view(request: web.Request) -> web.StreamResponse:
+    """One party's view of the recording (one video track and that party's audio), made
+    from the verified archive without re-encoding; Range requests; audited as a play."""
+    state = request.app[RECORDINGS_HTTP]
+    wanted = request.query.get("track", "").strip()[:120]
+    row, record = await _readable(request, "recording.play", wanted)
+    views = plan_views(row.tracks)
+    if not wanted:
+        raise InvalidInput("请指定要播放的一方（track）", code="view_required", views=_ids(views))
+    view = find_view(views, wanted)
+    if view is None:
+        raise NotFound("该录像中没有这一路画面", code="view_not_found", views=_ids(views))
+    header = request.headers.get("Range")
+    size = await _stored_size(state, row, record)
+
+    served = await state.views.lookup(row.sha256, view)
+    if served is None:
+        # first play of this archive on this node: copy, check the SHA-256, derive every view
+        try:
+            await state.views.ensure(state.blobs, row.blob_key, row.sha256, views)
+        except ArchiveMismatch:
+            state.verifier.forget(row.blob_key)
+            await _corrupt(row, record, "SHA-256 differs from the recorded one")
+        except NotFound:
+            await _corrupt(row, record, "the archive vanished from the store")
+        except ViewFailed as err:
+            log.error("views of recording %s could not be made: %s", row.id, err)
+            raise ViewFailed("无法生成该方的播放画面，请下载完整录像查看") from None
+        state.verifier.remember(row.blob_key, row.sha256, size)
+        served = await state.views.lookup(row.sha256, view)
+        if served is None:  # evicted at once: the cache is far too small for this archive
+            raise ViewFailed("无法生成该方的播放画面，请下载完整录像查看")
+    elif not await state.verifier.check(row.blob_key, row.sha256, size, fresh=header is None):
+        # a view is served only while the archive it came from is intact
+        state.verifier.forget(row.blob_key)
+        await _corrupt(row, record, "SHA-256 differs from the recorded one")
+
+    etag = f'"{row.sha256[:16]}-{served.key.rsplit("/", 1)[1]}-{served.size}-{served.mtime_ns}"'
+    header = _if_range(request, etag)
+    try:
+        span = parse_range(header, served.size)
+    except RangeNotSatisfiable as err:
+        return _unsatisfiable(err, served.size)
+    headers = _media_headers(view.content_type, etag, f'inline; filename="{_filename(row, view)}"')
+    start, stop = span if span is not None else (0, served.size)
+    response = web.StreamResponse(status=206 if span is not None else 200, headers=headers)
+    if span is not None:
+        response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{served.size}"
+    response.content_length = stop - start
+    if request.method == "HEAD":
+        await response.prepare(request)
+        return response
+    await record(
+        "ok", range=header if span is not None else None, bytes=stop - start, throttle=True
+    )
+    await _stream(request, response, state.view_files.open_range(served.key, start, stop))
+    return response
+
+
+def _ids(views: list[View]) -> list[str]:
+    return [v.id for v in views]
 
 
 async def _corrupt(row: Any, record: Any, why: str) -> NoReturn:
@@ -364,6 +474,7 @@ def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(_recordings_ctx)
     app.router.add_get("/api/recordings", list_recordings)
     app.router.add_get("/api/recordings/{recording_id}/download", download)
+    app.router.add_get("/api/recordings/{recording_id}/play", play_view)
     app.router.add_post("/api/recordings/{recording_id}/hold", set_hold)
 
 
@@ -377,11 +488,27 @@ async def _recordings_ctx(app: web.Application) -> AsyncIterator[None]:
     else:
         blobs = own = blob_store_for(settings)
 
+    views = ViewCache(settings.data_dir / "recording-views")
+
+    async def still_ready(shas: list[str]) -> list[str]:
+        r = s.recordings.c
+        async with services.db.connect() as conn:
+            found = await conn.scalars(
+                sa.select(r.sha256).where(r.state == "ready", r.sha256.in_(shas)).distinct()
+            )
+            return [str(sha) for sha in found]
+
     async def sweep() -> int:
-        return await purge_now(settings, services.db, now=services.clock.now(), blobs=blobs)
+        purged = await purge_now(settings, services.db, now=services.clock.now(), blobs=blobs)
+        await views.retain(still_ready)  # no view outlives its archive's retention
+        return purged
 
     state = RecordingsHttp(
-        blobs=blobs, verifier=HashVerifier(blobs.sha256), sweeper=RetentionSweeper(sweep)
+        blobs=blobs,
+        verifier=HashVerifier(blobs.sha256),
+        sweeper=RetentionSweeper(sweep),
+        views=views,
+        view_files=LocalBlobStore(views.root),
     )
     app[RECORDINGS_HTTP] = state
     state.sweeper.start()
@@ -390,5 +517,6 @@ async def _recordings_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         await state.sweeper.close()
         await state.verifier.close()
+        await state.views.close()
         if own is not None:
             await own.close()

@@ -77,6 +77,11 @@ class HashVerifier:
         await asyncio.gather(*self._inflight.values(), return_exceptions=True)
         self._inflight.clear()
 
+    def remember(self, blob_key: str, expected: str, size: int) -> None:
+        """Someone else hashed the blob (e.g. while copying it) and it matched."""
+        self._prune()
+        self._verified[(blob_key, expected, size)] = self._now()
+
     def forget(self, blob_key: str) -> None:
         for key in [k for k in self._verified if k[0] == blob_key]:
             del self._verified[key]
