@@ -20,29 +20,69 @@ from storage import schema as s
 from tests.integration.calls.test_call_with_media import Participant
 from tests.integration.signaling.test_calls import make_case
 
+# Each synthetic video track is one flat grey, so a test can tell whose picture a view shows.
+LUMA = {"zz.a1 camera": 40, "zz.a1 document": 90, "fq.h1 camera": 150, "fq.h1 document": 210}
+ONE_PARTY: dict[str, tuple[str, ...]] = {"zz.a1": ("camera", "audio")}
+TWO_PARTIES: dict[str, tuple[str, ...]] = {
+    "zz.a1": ("camera", "audio"),
+    "fq.h1": ("camera", "document", "audio"),
+}
 
-def make_mkv(path: Path, seconds: float = 1.0, fps: int = 10) -> Path:
-    """A VP8 + Opus Matroska file like the recorder's archives."""
+
+def make_mkv(
+    path: Path,
+    seconds: float = 1.0,
+    fps: int = 10,
+    parties: dict[str, tuple[str, ...]] | None = None,
+) -> list[dict[str, Any]]:
+    """A VP8 + Opus Matroska file like the recorder's archives: per participant the given
+    sources (``camera``, ``document``, ``audio``), titled ``"<participant> <source>"`` in
+    that order. Returns the track list as the recorder stores it."""
+    tracks: list[dict[str, Any]] = []
     with av.open(str(path), "w", format="matroska") as out:
-        video = out.add_stream("libvpx", rate=fps)
-        video.width, video.height, video.pix_fmt = 160, 120, "yuv420p"
-        audio = out.add_stream("libopus", rate=48000)
-        for i in range(int(seconds * fps)):
-            frame = av.VideoFrame(160, 120, "yuv420p")
-            for plane in frame.planes:
-                plane.update(bytes([(i * 20) % 255]) * plane.buffer_size)
-            frame.pts = i
-            frame.time_base = Fraction(1, fps)
-            out.mux(video.encode(frame))
-        out.mux(video.encode())
-        for i in range(int(seconds * 50)):
-            aframe = av.AudioFrame(format="s16", layout="mono", samples=960)
-            aframe.planes[0].update(bytes(aframe.planes[0].buffer_size))
-            aframe.sample_rate = 48000
-            aframe.pts = i * 960
-            out.mux(audio.encode(aframe))
-        out.mux(audio.encode())
-    return path
+        streams = []
+        for participant, sources in (parties or ONE_PARTY).items():
+            for source in sources:
+                title = f"{participant} {source}"
+                if source == "audio":
+                    stream = out.add_stream("libopus", rate=48000)
+                else:
+                    stream = out.add_stream("libvpx", rate=fps)
+                    stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+                stream.metadata["title"] = title
+                kind = "audio" if source == "audio" else "video"
+                tracks.append(
+                    {
+                        "stream_index": len(streams),
+                        "title": title,
+                        "participant": participant,
+                        "label": source,
+                        "kind": kind,
+                        "codec": "OPUS" if kind == "audio" else "VP8",
+                        "start_seconds": 0.0,
+                        "duration_seconds": seconds,
+                    }
+                )
+                streams.append((title, stream))
+        for title, stream in streams:
+            if stream.type == "video":
+                luma = LUMA.get(title, 128)
+                for i in range(int(seconds * fps)):
+                    frame = av.VideoFrame(160, 120, "yuv420p")
+                    for n, plane in enumerate(frame.planes):
+                        plane.update(bytes([luma if n == 0 else 128]) * plane.buffer_size)
+                    frame.pts = i
+                    frame.time_base = Fraction(1, fps)
+                    out.mux(stream.encode(frame))
+            else:
+                for i in range(int(seconds * 50)):
+                    aframe = av.AudioFrame(format="s16", layout="mono", samples=960)
+                    aframe.planes[0].update(bytes(aframe.planes[0].buffer_size))
+                    aframe.sample_rate = 48000
+                    aframe.pts = i * 960
+                    out.mux(stream.encode(aframe))
+            out.mux(stream.encode())
+    return tracks
 
 
 async def account_id(server: Any, username: str) -> int:
@@ -63,6 +103,8 @@ async def insert_recording(
     state: str = "ready",
     legal_hold: bool = False,
     months: int | None = None,
+    parties: dict[str, tuple[str, ...]] | None = None,
+    seconds: float = 1.0,
 ) -> dict[str, Any]:
     """An ended call with a stored archive; returns ``{"id", "call_id", "sha256", ...}``."""
     case_id = case_id or await make_case(server)
@@ -73,7 +115,9 @@ async def insert_recording(
     home_window = snap.account(callee_id).window_ids[0]
     call_id = str(uuid.uuid4())
     key = blob_key(call_id, started_at)
-    archive = await asyncio.to_thread(make_mkv, tmp_path / f"{call_id}.mkv")
+    archive = tmp_path / f"{call_id}.mkv"
+    who = parties or {caller: ("camera", "audio")}
+    tracks = await asyncio.to_thread(make_mkv, archive, seconds, 10, who)
     info = await server.services.extra["recordings"].blobs.put_file(key, archive)
     months = server.settings.retention_months if months is None else months
     async with server.services.db.begin() as conn:
@@ -107,15 +151,12 @@ async def insert_recording(
                     state=state,
                     blob_key=key,
                     started_at=started_at,
-                    ended_at=started_at + timedelta(seconds=1),
-                    duration_s=1.0,
+                    ended_at=started_at + timedelta(seconds=seconds),
+                    duration_s=seconds,
                     size_bytes=info.size,
                     codecs="OPUS,VP8",
                     sha256=info.sha256,
-                    tracks=[
-                        {"title": f"{caller} camera", "kind": "video", "codec": "VP8"},
-                        {"title": f"{caller} audio", "kind": "audio", "codec": "OPUS"},
-                    ],
+                    tracks=tracks,
                     expires_at=expires_at(started_at, months),
                     legal_hold=legal_hold,
                     legal_hold_reason="调查中" if legal_hold else None,
