@@ -208,3 +208,36 @@ async def test_a_directory_change_on_one_node_reaches_the_other(
         await asyncio.sleep(0.1)
     assert (await two.services.directory.snapshot()).account_by_username("zz.a2") is not None
     assert two.services.directory.reloads_announced >= 1
+
+
+async def test_presence_left_open_by_a_dead_node_is_closed(start_server: Any, sockets: Any) -> None:
+    """A node that died could not close its users' presence intervals; a surviving node closes
+    those of accounts no node vouches for, and leaves those of connected users alone."""
+    from datetime import timedelta
+
+    from signaling.nodes import NodeWatch
+    from tests.integration.recordings.helpers import account_id
+
+    one, two = await two_nodes(start_server)
+    connected = await sockets(two, "fq.h1")
+    await connected.call("presence:set", {"status": "online"})
+    gone = await account_id(one, "fq.h2")  # was online on a node that crashed
+    since = one.services.clock.now() - timedelta(minutes=5)
+    row = {"account_id": gone, "status": "online", "started_at": since}
+    async with one.services.db.begin() as conn:
+        await conn.execute(sa.insert(s.presence_intervals).values(**row))
+    client = aioredis.from_url(REDIS_URL)
+    no_calls: Any = None  # closing presence needs no call service
+    try:
+        watch = NodeWatch(client, "node-1", one.services.db, no_calls)
+        assert await watch.close_stale_presence() == 1
+    finally:
+        await client.aclose()
+    async with one.services.db.connect() as conn:
+        rows = list(
+            await conn.execute(
+                sa.select(s.presence_intervals).where(s.presence_intervals.c.ended_at.is_(None))
+            )
+        )
+    h1 = await account_id(one, "fq.h1")
+    assert [r.account_id for r in rows] == [h1], "the connected user's interval stays open"
