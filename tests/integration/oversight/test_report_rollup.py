@@ -5,6 +5,7 @@ presence corrected, verdicts, absences, office hours). Runs on SQLite and Postgr
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -213,3 +214,21 @@ async def test_a_periodic_refresh_rolls_up_ahead_of_the_report(start_server: Any
         spans = {(r.month, str(r.after)) for r in await conn.execute(sa.select(s.report_spans))}
     assert ("2026-10", "2026-11-01") in spans and ("2026-11", "2026-11-03") in spans
     await both(server, d, AFTER)
+
+
+async def test_reports_at_the_same_time_roll_up_once(start_server: Any) -> None:
+    server = await start_server()
+    d = await demo(server)
+    await a_month(server, d, random.Random(5))
+    async with server.services.db.connect() as conn:
+        snap = await load_snapshot(conn, calendar_fallback="weekdays")
+    args = {"agency_id": d.agencies["410000"], "month": MONTH, "now": AFTER}
+    db = server.services.db
+    first, second, third = await asyncio.gather(
+        *(monthly_report(db, snap, **args) for _ in range(3))
+    )
+    assert first == second == third == await monthly_report(db, snap, rollup_days=False, **args)
+    m = s.report_monthly.c
+    async with db.connect() as conn:
+        rows = (await conn.execute(sa.select(m.window_id, m.account_id))).all()
+    assert rows and len(rows) == len(set(rows)), "the month summed once, not twice"
