@@ -14,6 +14,10 @@ locks the day's ``report_days`` row, then reads the source rows, then records th
 built: a change committed before the lock is read; one after it bumps the version past the
 built one, so the day is rebuilt at the next report. Misses (their verdicts change for weeks)
 and absences are not rolled up: the report reads them live.
+
+Each part's current days of a month are then summed once into ``report_monthly`` /
+``report_monthly_offline``; ``report_spans`` keeps which days and the sum of their built
+versions, which any rebuild raises, so a stale sum is noticed and redone.
 """
 
 from __future__ import annotations
