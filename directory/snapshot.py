@@ -31,9 +31,11 @@ class DirectorySnapshot:
     accounts: Mapping[int, Account] = field(default_factory=dict)
     _children: dict[int, list[int]] = field(default_factory=dict, repr=False)
     _by_username: dict[str, Account] = field(default_factory=dict, repr=False)
+    _matter_by_id: dict[int, Matter] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._by_username.update({a.username: a for a in self.accounts.values()})
+        self._matter_by_id.update({m.id: m for m in self.matters.values()})
         for agency in self.agencies.values():
             if agency.parent_id is not None:
                 self._children.setdefault(agency.parent_id, []).append(agency.id)
@@ -97,6 +99,9 @@ class DirectorySnapshot:
             return self.matters[code]
         except KeyError:
             raise NotFound(f"没有事项 {code}", code="matter_not_found") from None
+
+    def matter_by_id(self, matter_id: int) -> Matter | None:
+        return self._matter_by_id.get(matter_id)
 
     def home_window(self, matter_id: int, region_code: str) -> Window | None:
         window_id = self.owners.get((matter_id, region_code))

@@ -388,7 +388,7 @@ class CallService:
     @staticmethod
     def _brief(snap: DirectorySnapshot, row: Any) -> dict[str, Any]:
         """What a ringing clerk sees of the case: number, matter, masked applicant."""
-        matter = next((m for m in snap.matters.values() if m.id == row.matter_id), None)
+        matter = snap.matter_by_id(row.matter_id)
         return {
             "id": row.id,
             "case_no": row.case_no,
@@ -947,9 +947,10 @@ class CallService:
     async def participant_back(self, account_id: int) -> list[str]:
         """An account reconnected: lift its grace periods; returns its live call ids."""
         calls = await self.live_calls_of(account_id, participants_only=True)
-        async with self._db.begin() as conn:
-            for call_id in calls:
-                await self._cancel_deadlines(conn, call_id, f"grace:{account_id}")
+        if calls:  # most connections have no live call: no empty transaction for them
+            async with self._db.begin() as conn:
+                for call_id in calls:
+                    await self._cancel_deadlines(conn, call_id, f"grace:{account_id}")
         return calls
 
     async def live_calls_of(self, account_id: int, *, participants_only: bool = False) -> list[str]:
