@@ -15,16 +15,18 @@ from pydantic import Field
 
 from oversight import export
 from oversight.notify import Notifiers
-from oversight.report import monthly_report
+from oversight.report import monthly_report, refresh_rollup
 from oversight.rules import month_of, parse_month
 from oversight.service import OversightService
 from sms.http import SMS_WORKER
 from tongban.errors import InvalidInput
+from tongban.periodic import Periodic
 from tongban.validation import Payload
 from web.http import current_session, int_param, ok, read_body, require_role, source_of
 from web.state import SERVICES
 
 OVERSIGHT = web.AppKey("oversight", OversightService)
+ROLLUP = web.AppKey("report_rollup", Periodic)
 ESCALATION_NOTIFIERS = web.AppKey("escalation_notifiers", Notifiers)
 REPORT_ROLES = ("supervisor", "auditor")
 
@@ -129,7 +131,21 @@ def setup(app: web.Application) -> None:
             miss_limit=services.settings.miss_limit,
             notifier=notifiers,
         )
-        yield
+
+        async def roll_up() -> None:
+            snap = await services.directory.snapshot()
+            await refresh_rollup(services.db, snap, services.clock.now())
+
+        # finished days rolled up ahead of any report (the first province report of a month
+        # nobody rolled up would otherwise wait for it); hourly, so a day is ready soon after
+        # local midnight and late changes are folded in
+        roller = Periodic(roll_up, name="report rollup", first_after=120.0, every=3600.0)
+        roller.start()
+        app[ROLLUP] = roller
+        try:
+            yield
+        finally:
+            await roller.close()
 
     app.cleanup_ctx.append(oversight_ctx)
     app.router.add_get("/api/misses", list_misses)

@@ -6,20 +6,15 @@ sweeping at the same time neither double-delete nor double-audit.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-log = logging.getLogger(__name__)
+from tongban.periodic import Periodic
 
 FIRST_SWEEP_AFTER_S = 60.0
 SWEEP_EVERY_S = 24 * 3600.0
 
 
-class RetentionSweeper:
-    """Runs ``sweep()`` after ``first_after`` seconds, then every ``every`` seconds."""
-
+class RetentionSweeper(Periodic):
     def __init__(
         self,
         sweep: Callable[[], Awaitable[int]],
@@ -27,33 +22,5 @@ class RetentionSweeper:
         first_after: float = FIRST_SWEEP_AFTER_S,
         every: float = SWEEP_EVERY_S,
     ) -> None:
-        self._sweep = sweep
-        self._first_after = first_after
-        self._every = every
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self.runs = 0
-
-    def start(self) -> None:
-        if self._tasks:
-            return
-        task = asyncio.create_task(self._loop(), name="retention-sweep")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _loop(self) -> None:
-        delay = self._first_after
-        while True:
-            await asyncio.sleep(delay)
-            delay = self._every
-            try:
-                await self._sweep()
-            except Exception:  # a failed sweep (database away) waits for the next one
-                log.exception("retention sweep failed")
-            self.runs += 1
-
-    async def close(self) -> None:
-        """Cancel and wait; idempotent."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        super().__init__(sweep, name="retention sweep", first_after=first_after, every=every)
+        self._sweep = sweep  # the sweep itself, for a test that runs it now

@@ -232,3 +232,21 @@ async def test_reports_at_the_same_time_roll_up_once(start_server: Any) -> None:
     async with db.connect() as conn:
         rows = (await conn.execute(sa.select(m.window_id, m.account_id))).all()
     assert rows and len(rows) == len(set(rows)), "the month summed once, not twice"
+
+
+async def test_the_server_rolls_up_finished_days_in_the_background(start_server: Any) -> None:
+    """The node's hourly job (oversight/http.py) is what keeps reports fast: run it now."""
+    from oversight.days import finished_days
+    from oversight.http import ROLLUP
+    from oversight.rules import month_of
+
+    server = await start_server()
+    d = await demo(server)
+    await a_month(server, d, random.Random(5))
+    roller = server.app[ROLLUP]
+    assert roller.name == "report rollup" and roller.runs == 0
+    await roller.run_now()
+    now = server.services.clock.now()
+    expected = {str(day) for day in finished_days(month_of(now), now)}
+    built = {day for day, part in await versions(server) if part == "calls"}
+    assert expected <= built
