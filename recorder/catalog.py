@@ -192,6 +192,13 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(SHANGHAI).isoformat() if value is not None else None
 
 
+def _views(tracks: list[Any], people: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The playable views, the caller's first, then the answerer's, then experts'."""
+    order = {p["username"]: n for n, p in enumerate(people)}
+    views = sorted(plan_views(tracks), key=lambda v: order.get(v.participant, len(order)))
+    return [v.public() for v in views]
+
+
 def present(row: Any, people: list[dict[str, Any]]) -> dict[str, Any]:
     """The JSON of one recording (times in Asia/Shanghai with their offset)."""
     tracks = row.tracks or []
@@ -232,7 +239,7 @@ def present(row: Any, people: list[dict[str, Any]]) -> dict[str, Any]:
             if isinstance(t, dict)
         ],
         # one playable view per party and video source (GET /api/recordings/{id}/play)
-        "views": [v.public() for v in plan_views(tracks)] if row.state == "ready" else [],
+        "views": _views(tracks, people) if row.state == "ready" else [],
         "expires_at": _iso(row.expires_at),
         "expires_on": row.expires_at.astimezone(SHANGHAI).date().isoformat(),
         "legal_hold": bool(row.legal_hold),

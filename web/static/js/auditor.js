@@ -1,5 +1,5 @@
-// The auditor's page (R7): find recordings of calls in this jurisdiction, play them in the
-// page (Range requests), download them (every play and download is audited by the server),
+// The auditor's page (R7): find recordings of calls in this jurisdiction, play each party of
+// them in the page (Range requests), download them (every play and download is audited by the server),
 // put them on legal hold, see when each expires.
 import { get, post, query } from "./api.js";
 import { dialog, display, fmtDate, fmtDateTime, fmtDuration, h, replace, table, toast } from "./dom.js";
@@ -64,22 +64,69 @@ export function mount(root, me) {
     ], { empty: "没有录像。" }));
   }
 
+  // A browser plays only the first video and audio track of the call's archive, so the page
+  // plays one party at a time: the server makes a view per participant and video source
+  // (their picture and their own voice, without re-encoding) and the selector switches
+  // between them at the same moment of the call.
   function play(r) {
-    const video = h("video", { id: "recording-video", controls: true, autoplay: true, preload: "metadata", src: playUrl(r) });
-    video.addEventListener("error", () => {
-      toast("录像无法在浏览器中播放，请点击“下载”后用播放器查看。", { error: true });
+    const views = r.views || [];
+    const video = h("video", { id: "recording-video", controls: true, autoplay: true, preload: "metadata" });
+    const note = h("p", { id: "player-note", class: "hint", role: "status", "aria-live": "polite" });
+    let current = null;
+    video.addEventListener("error", () => explain(video.currentSrc || video.src));
+    video.addEventListener("loadeddata", () => {
+      note.textContent = current ? `正在播放：${viewName(r, current)}。切换其他一方时从同一时刻继续。` : "";
     });
-    const videos = (r.tracks || []).filter((t) => t.kind === "video").length;
+
+    function show(view, keepTime) {
+      const at = keepTime ? video.currentTime : 0;
+      const paused = keepTime ? video.paused : false;
+      current = view;
+      note.textContent = `正在准备 ${viewName(r, view)} 的画面…（首次播放需要几秒）`;
+      video.src = view ? viewUrl(r, view) : playUrl(r);
+      if (at > 0) {
+        video.addEventListener("loadedmetadata", () => {
+          video.currentTime = Math.min(at, Number.isFinite(video.duration) ? video.duration : at);
+        }, { once: true });
+      }
+      if (!paused) video.play().catch(() => {});
+    }
+
+    async function explain(src) {
+      let text = "录像无法在浏览器中播放，请点击“下载”后用播放器查看。";
+      try {
+        const resp = await fetch(src, { headers: { Range: "bytes=0-0" }, credentials: "same-origin" });
+        if ((resp.headers.get("Content-Type") || "").includes("application/json")) {
+          const body = await resp.json();
+          text = errorText(body && body.error);
+        }
+      } catch {
+        // keep the general sentence
+      }
+      note.textContent = text;
+      toast(text, { error: true });
+    }
+
+    const chooser = views.length
+      ? h("div", { class: "inline" }, h("div", {},
+          h("label", { for: "recording-view" }, "观看哪一方"),
+          h("select", { id: "recording-view", name: "view", onchange: (ev) => show(views.find((v) => v.id === ev.target.value), true) },
+            views.map((v) => h("option", { value: v.id }, viewName(r, v))))))
+      : null;
     player.hidden = false;
     replace(player,
       h("h2", {}, `播放录像 · ${display(pick(r, "case_no", "case.case_no"))} · ${fmtDateTime(pick(r, "started_at"))}`),
+      chooser,
       video,
+      note,
       h("p", { class: "hint" },
-        videos > 1 ? `本录像包含 ${videos} 路视频（${(r.tracks || []).filter((t) => t.kind === "video").map(trackName).join("、")}）和音频。` : "本录像包含通话各方的视频和音频。",
-        "注意：浏览器只播放其中第一路视频和第一路声音（通常是申请地一方）；要看双方画面、高拍仪画面并听到双方声音，请“下载”后用 VLC 等支持多音视频轨的播放器打开。"),
+        views.length > 1
+          ? `本录像有 ${views.length} 路画面，每次播放一方的画面和该方自己的声音；在“观看哪一方”中切换。“下载”得到包含各方全部音视频的完整录像。`
+          : "“下载”得到包含各方全部音视频的完整录像。"),
       h("div", { class: "btn-row" },
         h("a", { class: "btn", href: downloadUrl(r), download: "" }, "下载"),
-        h("button", { type: "button", class: "btn", onclick: () => { video.pause(); player.hidden = true; replace(player); } }, "关闭播放")));
+        h("button", { type: "button", class: "btn", onclick: () => { video.pause(); video.removeAttribute("src"); video.load(); player.hidden = true; replace(player); } }, "关闭播放")));
+    show(views[0] || null, false);
     player.scrollIntoView({ behavior: "smooth" });
   }
 
@@ -124,9 +171,18 @@ function field(id, title, input) {
   return h("div", {}, h("label", { for: id }, title), input);
 }
 
-function trackName(t) {
-  const who = t.participant || "";
-  return t.label === "document" ? `${who} 高拍仪` : `${who} 人像`;
+const SOURCE_NAMES = { camera: "摄像头", document: "高拍仪", audio: "仅声音" };
+
+// "申请地 张三（zz.a1）· 摄像头": the side, who, and which source
+function viewName(r, v) {
+  if (!v) return "完整录像";
+  const p = (r.participants || []).find((x) => x.username === v.participant);
+  const who = p ? `${MEMBER_ROLES[p.role] || ""} ${p.display_name || p.username}（${p.username}）`.trim() : v.participant;
+  return `${who} · ${SOURCE_NAMES[v.source] || v.source}`;
+}
+
+function viewUrl(r, v) {
+  return `/api/recordings/${encodeURIComponent(r.id)}/play?track=${encodeURIComponent(v.id)}`;
 }
 
 // in-page playback is audited as a play (recording.play), the 下载 button as a download
