@@ -1,4 +1,5 @@
-"""R7: the auditor watches each party of a recorded call in the page, switching between them."""
+"""R7: the auditor (and the supervisor) watches each party of a recorded call in the page,
+switching between them."""
 
 from __future__ import annotations
 
@@ -43,11 +44,22 @@ def test_auditor_switches_between_the_parties(open_page: Any) -> None:
     expect(callee.locator("#call")).to_have_count(0)
 
     auditor = open_page("fq.audit")
-    auditor.locator("#case_no").fill(case_no)
-    row = auditor.locator("#recordings tr", has_text=case_no)
+    watch_both_parties(auditor, case_no)
+
+    # supervisors of the home locality have the same view in their 录像调阅 tab
+    supervisor = open_page("fq.sup")
+    supervisor.get_by_role("tab", name="录像调阅").click()
+    watch_both_parties(supervisor, case_no)
+    supervisor.get_by_role("tab", name="实时看板").click()
+    assert supervisor.evaluate("() => !document.querySelector('#recording-video')")
+
+
+def watch_both_parties(page: Any, case_no: str) -> None:
+    page.locator("#case_no").fill(case_no)
+    row = page.locator("#recordings tr", has_text=case_no)
     deadline = time.monotonic() + 30
     while True:  # the archive is finalised a little after the hang-up
-        auditor.get_by_role("button", name="查找").click()
+        page.get_by_role("button", name="查找").click()
         try:
             expect(row.get_by_role("button", name="播放")).to_be_enabled(timeout=2_000)
             break
@@ -56,18 +68,18 @@ def test_auditor_switches_between_the_parties(open_page: Any) -> None:
                 raise
     row.get_by_role("button", name="播放").click()
 
-    chooser = auditor.locator("#recording-view")
+    chooser = page.locator("#recording-view")
     expect(chooser.locator("option")).to_have_count(2)
     expect(chooser.locator("option").nth(0)).to_contain_text("申请地")
     expect(chooser.locator("option").nth(0)).to_contain_text("（zz.a1） · 摄像头")
     expect(chooser.locator("option").nth(1)).to_contain_text("属地")
     expect(chooser.locator("option").nth(1)).to_contain_text("（fq.h1） · 摄像头")
-    expect(auditor.locator("#player")).not_to_contain_text("只播放其中第一路")
+    expect(page.locator("#player")).not_to_contain_text("只播放其中第一路")
 
-    wait_playing(auditor, "zz.a1 camera", 1.0)
+    wait_playing(page, "zz.a1 camera", 1.0)
     chooser.select_option("fq.h1 camera")
-    at = float(auditor.evaluate("() => document.querySelector('#recording-video').currentTime"))
-    wait_playing(auditor, "fq.h1 camera", max(1.0, at) + 0.5)
+    at = float(page.evaluate("() => document.querySelector('#recording-video').currentTime"))
+    wait_playing(page, "fq.h1 camera", max(1.0, at) + 0.5)
     chooser.select_option("zz.a1 camera")
-    at = float(auditor.evaluate("() => document.querySelector('#recording-video').currentTime"))
-    wait_playing(auditor, "zz.a1 camera", at + 0.5)
+    at = float(page.evaluate("() => document.querySelector('#recording-video').currentTime"))
+    wait_playing(page, "zz.a1 camera", at + 0.5)

@@ -6,8 +6,10 @@ import { dialog, display, fmtDate, fmtDateTime, fmtDuration, h, replace, table, 
 import { errorText } from "./messages.js";
 import { pick, listOf } from "./generic.js";
 
-export function mount(root, me) {
-  const status = h("div", { id: "status-line", class: "status-line", role: "status", "aria-live": "polite" },
+// `embedded`: inside another page (the supervisor's 录像调阅 tab), which has its own heading
+// and status line.
+export function mount(root, me, { embedded = false } = {}) {
+  const status = h("div", { id: embedded ? "recordings-status" : "status-line", class: "status-line", role: "status", "aria-live": "polite" },
     "输入案件编号或时间范围查找录像。录像保存 6 个月，到期自动删除（法律保全中的除外）。");
   const form = h("form", { id: "recording-search", class: "card" },
     h("h2", {}, "查找录像"),
@@ -20,7 +22,7 @@ export function mount(root, me) {
       h("div", {}, h("button", { type: "submit", class: "btn btn-primary" }, "查找"))));
   const results = h("div", { id: "recordings" });
   const player = h("section", { id: "player", class: "card player", hidden: true });
-  replace(root, status, h("h1", {}, `${me.agency ? me.agency.name : ""} 录像调阅`), form, player, results);
+  replace(root, status, embedded ? null : h("h1", {}, `${me.agency ? me.agency.name : ""} 录像调阅`), form, player, results);
 
   let rows = [];
   form.addEventListener("submit", (ev) => {
@@ -164,7 +166,11 @@ export function mount(root, me) {
     }
   }
 
-  return { destroy() {} };
+  return {
+    destroy() {
+      for (const v of player.querySelectorAll("video")) v.pause();
+    },
+  };
 }
 
 function field(id, title, input) {

@@ -1,5 +1,6 @@
 // The supervisor's page (R5, R12): the live board of windows, misses to verify (确认 / 免责
-// with a reason), escalations addressed to this agency, the monthly report with exports.
+// with a reason), escalations addressed to this agency, the monthly report with exports, and
+// the recordings of calls in this jurisdiction (the auditor's view, R7).
 import { get, post, query } from "./api.js";
 import { dialog, display, fmtDateTime, fmtTime, h, replace, table, thisMonth, toast } from "./dom.js";
 import { errorText } from "./messages.js";
@@ -11,9 +12,10 @@ export function mount(root, me) {
   let month = thisMonth();
   let tab = "board";
   let boardTimer = null;
+  let recordings = null; // the mounted recordings view: {destroy()}
   const status = h("div", { id: "status-line", class: "status-line", role: "status", "aria-live": "polite" });
   const body = h("div", { id: "tab-body" });
-  const tabs = { board: "实时看板", misses: "未接核实", escalations: "升级通报", report: "月度报表", absences: "缺勤登记" };
+  const tabs = { board: "实时看板", misses: "未接核实", escalations: "升级通报", report: "月度报表", absences: "缺勤登记", recordings: "录像调阅" };
   const tabBar = h("div", { class: "tabs", role: "tablist" }, Object.entries(tabs).map(([key, title]) =>
     h("button", { type: "button", class: "btn", role: "tab", id: `tab-${key}`, onclick: () => show(key) }, title)));
   replace(root, status, h("h1", {}, `${me.agency ? me.agency.name : ""} 监督`), tabBar, body);
@@ -26,6 +28,10 @@ export function mount(root, me) {
   function show(key) {
     tab = key;
     clearInterval(boardTimer);
+    if (recordings) {
+      recordings.destroy();
+      recordings = null;
+    }
     for (const b of tabBar.children) b.setAttribute("aria-selected", String(b.id === `tab-${key}`));
     replace(body, h("p", { class: "hint" }, "正在加载…"));
     if (key === "board") {
@@ -34,6 +40,7 @@ export function mount(root, me) {
     } else if (key === "misses") loadMisses();
     else if (key === "escalations") loadEscalations();
     else if (key === "absences") loadAbsences();
+    else if (key === "recordings") loadRecordings();
     else loadReport();
   }
 
@@ -237,7 +244,20 @@ export function mount(root, me) {
   }
 
   show("board");
-  return { destroy: () => clearInterval(boardTimer) };
+  async function loadRecordings() {
+    const holder = h("div", { id: "supervisor-recordings" });
+    const page = await import("./auditor.js");
+    if (tab !== "recordings") return;
+    replace(body, holder);
+    recordings = page.mount(holder, me, { embedded: true });
+  }
+
+  return {
+    destroy() {
+      clearInterval(boardTimer);
+      if (recordings) recordings.destroy();
+    },
+  };
 }
 
 function verdictOf(m) {
