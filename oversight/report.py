@@ -19,10 +19,11 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from directory.snapshot import DirectorySnapshot
-from oversight import rollup
+from oversight import hours, rollup
 from oversight.aggregates import Parts, aggregate
 from oversight.days import ONE_DAY, day_start, finished_days, local_day, microseconds
 from oversight.figures import Figures, gc_paused
+from oversight.hours import hour_of, hour_start
 from oversight.offline import Interval, offline_intervals
 from oversight.rules import STATUSES, month_bounds, month_of
 from storage import schema as s
@@ -58,14 +59,22 @@ async def monthly_report(
     staff_figs: dict[StaffKey, Figures] = defaultdict(Figures)
     done = finished_days(month, now) if rollup_days else []
     live_from = day_start(done[-1] + ONE_DAY) if done else start
+    # the month running: the current day's hours but the one in progress are rolled up too
+    today = _today_hours(live_from, end, now) if rollup_days else []
     if done:
         await _refresh(db, snap, month, done, now)
+    if today:
+        await _refresh_hours(db, today, now)
     async with db.connect() as conn:
         if done:
             _merge(await _rolled(conn, halls, month, done[0], done[-1] + ONE_DAY), window_figs,
                    staff_figs)  # fmt: skip
-        if live_from < end:
-            _merge(await _live(conn, halls, live_from, end), window_figs, staff_figs)
+        rolled: set[int] = set()
+        if today:
+            parts, rolled = await _rolled_hours(conn, halls, today)
+            _merge(parts, window_figs, staff_figs)
+        for a, b, few in _live_spans(live_from, end, bool(today), rolled):
+            _merge(await _live(conn, halls, a, b, few), window_figs, staff_figs)
         await _misses(conn, halls, month, staff_figs)
         staff_keys = _staff_keys(snap, hall_ids, staff_figs)
         people = await _people(conn, {account_id for _w, account_id in staff_keys})
@@ -84,15 +93,19 @@ async def monthly_report(
 
 
 async def refresh_rollup(db: Database, snap: DirectorySnapshot, now: datetime) -> None:
-    """Roll up the finished days of this month and of the last, ahead of any report: for a
-    periodic job after local midnight, so that no report waits for a month's days (the first
-    province report of an unrolled 1M-call month spends ~26 s rolling it up)."""
+    """Roll up the finished days of this month and of the last, and the current day's hours,
+    ahead of any report: for a periodic job (hourly), so that no report waits for a month's
+    days (the first province report of an unrolled 1M-call month spends ~26 s rolling it up)
+    or for the day's hours."""
     this = month_of(now)
     last = month_of(day_start(local_day(now).replace(day=1)) - ONE_DAY)
     for month in (last, this):
         days = finished_days(month, now)
         if days:
             await _refresh(db, snap, month, days, now)
+    today = _today_hours(day_start(local_day(now)), month_bounds(this)[1], now)
+    if today:
+        await _refresh_hours(db, today, now)
 
 
 # --- SQL ------------------------------------------------------------------------------------
@@ -123,10 +136,52 @@ async def _rolled(
     return await rollup.read_calls(conn, hall_ids, month, first, after)
 
 
+async def _refresh_hours(db: Database, today: list[int], now: datetime) -> None:
+    await hours.refresh(db, today, now)
+
+
+async def _rolled_hours(
+    conn: AsyncConnection, hall_ids: list[int] | None, today: list[int]
+) -> tuple[Parts, set[int]]:
+    return await hours.read(conn, hall_ids, today)
+
+
 async def _live(
-    conn: AsyncConnection, hall_ids: list[int] | None, start: datetime, end: datetime
+    conn: AsyncConnection,
+    hall_ids: list[int] | None,
+    start: datetime,
+    end: datetime,
+    few: bool = False,
 ) -> Parts:
-    return await aggregate(conn, start=start, end=end, hall_ids=hall_ids, by_day=False)
+    return await aggregate(conn, start=start, end=end, hall_ids=hall_ids, by_day=False, few=few)
+
+
+def _live_spans(
+    live_from: datetime, end: datetime, running: bool, rolled: set[int]
+) -> list[tuple[datetime, datetime, bool]]:
+    """What to aggregate live, as (start, end, few): from ``live_from`` on, but for the
+    current day's hours rolled up (``running``) only those not, and the days after it."""
+    if live_from >= end:
+        return []
+    if not running:
+        return [(live_from, end, False)]
+    tomorrow = min(live_from + ONE_DAY, end)
+    rest = sorted(set(range(hour_of(live_from), hour_of(tomorrow))) - rolled)
+    spans = [(hour_start(a), hour_start(b), True) for a, b in hours.runs(rest)]
+    if tomorrow < end:  # days ahead: normally no calls yet
+        spans.append((tomorrow, end, False))
+    return spans
+
+
+def _today_hours(live_from: datetime, end: datetime, now: datetime) -> list[int]:
+    """While the month runs, the hours of its current day to roll up: all but the one in
+    progress. Those after it normally hold no calls yet; rolled up (empty), they stay
+    current until one comes, which marks its hour stale, to be read live until it is over."""
+    if not live_from <= now < end:
+        return []
+    in_progress = hour_of(now)
+    day = range(hour_of(live_from), hour_of(min(live_from + ONE_DAY, end)))
+    return [hour for hour in day if hour != in_progress]
 
 
 def _merge(

@@ -179,9 +179,17 @@ def _as_json(dialect: str) -> Any:
     return sa.func.json_group_object if dialect == "sqlite" else sa.func.json_object_agg
 
 
-def _daily_sums(first: date, after: date) -> Any:
-    """The rolled-up days [first, after) per window and staff member, declines as JSON."""
-    d, x = s.report_daily.c, s.report_daily_declines.c
+def _span(key: Any, first: Any, after: Any) -> list[Any]:
+    """[first, after), or the keys listed in ``first`` when ``after`` is None."""
+    return [key.in_(list(first))] if after is None else [key >= first, key < after]
+
+
+def _daily_sums(first: Any, after: Any, hourly: bool = False) -> Any:
+    """The rolled-up days [first, after) per window and staff member, declines as JSON (or
+    the rolled-up hours listed in ``first``, numbered as in ``oversight.hours``)."""
+    d = (s.report_hourly if hourly else s.report_daily).c
+    x = (s.report_hourly_declines if hourly else s.report_daily_declines).c
+    key, key_x = (d.hour, x.hour) if hourly else (d.day, x.day)
     sums = (
         sa.select(
             d.window_id,
@@ -194,13 +202,13 @@ def _daily_sums(first: date, after: date) -> Any:
             sa.func.sum(d.ratings).label("ratings"),
             sa.func.aggregate_strings(d.waits, ",").label("waits"),
         )
-        .where(d.day >= first, d.day < after)
+        .where(*_span(key, first, after))
         .group_by(d.window_id, d.account_id)
         .subquery("sums")
     )
     by_reason = (
         sa.select(x.window_id, x.account_id, x.reason, sa.func.sum(x.declines).label("n"))
-        .where(x.day >= first, x.day < after)
+        .where(*_span(key_x, first, after))
         .group_by(x.window_id, x.account_id, x.reason)
         .subquery("by_reason")
     )
@@ -234,13 +242,17 @@ async def read_calls(
 
 
 async def _summed_days(
-    conn: AsyncConnection, hall_ids: Sequence[int] | None, first: date, after: date
+    conn: AsyncConnection,
+    hall_ids: Sequence[int] | None,
+    first: Any,
+    after: Any,
+    hourly: bool = False,
 ) -> Sequence[Any]:
     w = s.windows.c
     if conn.dialect.name == "postgresql":
         # hash the ~300,000 rows of a province month in memory rather than sort them on disk
         await conn.execute(sa.text("SET LOCAL work_mem = '64MB'"))
-    sums, by_reason = _daily_sums(first, after)
+    sums, by_reason = _daily_sums(first, after, hourly)
     reasons = (
         sa.select(
             by_reason.c.window_id,
@@ -330,6 +342,29 @@ def _summed_parts(rows: Sequence[Any]) -> Parts:
             else:
                 parts.staff[(None, r.window_id, r.account_id)] = figs
     return parts
+
+
+# --- hours of the current day (``oversight.hours``) ----------------------------------------
+
+
+def hourly_rows(parts: Parts, hour: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows of ``report_hourly`` and ``report_hourly_declines`` for one hour's parts."""
+    rows, declines = _daily_rows(parts)
+    for row in chain(rows, declines):
+        del row["day"]
+        row["hour"] = hour
+    return rows, declines
+
+
+async def insert_rows(conn: AsyncConnection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    await _insert(conn, table, rows)
+
+
+async def read_hours(
+    conn: AsyncConnection, hall_ids: Sequence[int] | None, hours: Sequence[int]
+) -> Parts:
+    """The rolled-up ``hours`` summed per window and staff member, day None."""
+    return _parts(await _summed_days(conn, hall_ids, hours, None, hourly=True))
 
 
 # --- a month's sums -------------------------------------------------------------------------

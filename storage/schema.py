@@ -494,3 +494,43 @@ report_monthly_offline = sa.Table(
     sa.Column("offline_us", sa.BigInteger, nullable=False),
     sa.Column("days", sa.Integer, nullable=False),
 )
+
+# --- hourly rollup of the current day (issue 7, migration 0003) ----------------------------
+# The finished hours of the unfinished day, so a report of a running month aggregates only
+# the hour in progress from the raw rows. ``hour``: whole hours since the Unix epoch (UTC).
+# The triggers that bump ``report_days`` bump ``report_hours`` the same way.
+report_hours = sa.Table(
+    "report_hours",
+    metadata,
+    sa.Column("hour", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("built_version", sa.Integer, nullable=True),
+    sa.Column("built_at", TS, nullable=True),
+)
+
+# As ``report_daily`` / ``report_daily_declines``, per hour instead of per day.
+report_hourly = sa.Table(
+    "report_hourly",
+    metadata,
+    _id(),
+    sa.Column("hour", sa.BigInteger, nullable=False, index=True),
+    sa.Column("window_id", sa.Integer, nullable=False),
+    sa.Column("account_id", sa.Integer, nullable=True),
+    sa.Column("requests", sa.Integer, nullable=False),
+    sa.Column("answered", sa.Integer, nullable=False),
+    sa.Column("answered_late", sa.Integer, nullable=False),
+    sa.Column("unnecessary", sa.Integer, nullable=False),
+    sa.Column("rating_sum", sa.Integer, nullable=False),
+    sa.Column("ratings", sa.Integer, nullable=False),
+    sa.Column("waits", sa.Text, nullable=True),
+)
+
+report_hourly_declines = sa.Table(
+    "report_hourly_declines",
+    metadata,
+    sa.Column("hour", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("window_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("account_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("reason", sa.String(500), primary_key=True),
+    sa.Column("declines", sa.Integer, nullable=False),
+)

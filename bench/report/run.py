@@ -64,9 +64,11 @@ RUNG = 3  # staff rung per call (on duty at the window)
 # ids of generated rows, clear of the demo's (the sequences are moved past them afterwards)
 HALL0, WINDOW0, APPLICANT_WINDOW0, STAFF0, CALLER0 = 1_000, 10_000, 900_000, 100_000, 900_000
 DECLINE_REASONS = ["正在办理其他业务", "窗口人员临时离开", "非本窗口事项", "网络故障", "其他"]
-# the report's stages: rolling up finished days (the first report only), reading the rollup,
-# aggregating the unfinished rest live, then misses, people, offline minutes and the rows
-STAGES = ("_refresh", "_rolled", "_live", "_misses", "_people", "_offline", "_assemble")
+# the report's stages: rolling up finished days (the first report only) and the current day's
+# hours, reading the rollups, aggregating the rest live, then misses, people, offline minutes
+# and the rows
+STAGES = ("_refresh", "_refresh_hours", "_rolled", "_rolled_hours", "_live", "_misses",
+          "_people", "_offline", "_assemble")  # fmt: skip
 
 
 def _workday_offsets() -> list[int]:

@@ -1,0 +1,153 @@
+"""The report's hourly rollup of the current Asia/Shanghai day (issue 7, migration 0003).
+
+The daily rollup (``oversight.rollup``) covers finished days; a report of a running month
+would otherwise aggregate the whole current day from the raw rows, joining a day's calls to
+their members (bench/report: 44,000 calls, over a second). Here the current day's finished
+hours are aggregated once each with the same statements (``oversight.aggregates``) into
+``report_hourly`` / ``report_hourly_declines``, and only the hour in progress, with anything
+requested after it, is read live.
+
+Validity works as for days: the triggers that bump ``report_days`` bump ``report_hours``
+too (0003), in the transaction of any change to one of the hour's calls or call members,
+however late (an answer just after the hour, a rating, a decline). A rebuild locks the
+hour's row, reads the source rows and records the version it built; a later change bumps the
+version past it and the hour is rebuilt, or read live, at the next report. Hours are whole
+hours since the Unix epoch: China keeps UTC+8, so each is also a local hour, and a local day
+is 24 of them. Rows of hours older than the day before are deleted as new ones are built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from oversight import rollup
+from oversight.aggregates import Parts, aggregate
+from storage import schema as s
+from storage.database import Database
+
+HOUR = timedelta(hours=1)
+_KEEP = 48  # hours kept behind the first one asked for (yesterday's, for a report at 00:30)
+
+
+def hour_of(at: datetime) -> int:
+    """The hour ``at`` falls in (an aware datetime)."""
+    return int((at - datetime(1970, 1, 1, tzinfo=UTC)) // HOUR)
+
+
+def hour_start(hour: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + hour * HOUR
+
+
+def runs(hours: Sequence[int]) -> list[tuple[int, int]]:
+    """Consecutive hours as [first, after last) ranges."""
+    out: list[tuple[int, int]] = []
+    for hour in sorted(set(hours)):
+        if out and out[-1][1] == hour:
+            out[-1] = (out[-1][0], hour + 1)
+        else:
+            out.append((hour, hour + 1))
+    return out
+
+
+async def stale_hours(conn: AsyncConnection, hours: Sequence[int]) -> list[int]:
+    """The hours among ``hours`` not rolled up, or changed since."""
+    if not hours:
+        return []
+    h = s.report_hours.c
+    current = {
+        r.hour
+        for r in await conn.execute(
+            sa.select(h.hour).where(
+                h.hour >= min(hours), h.hour <= max(hours), h.built_version == h.version
+            )
+        )
+    }
+    return [hour for hour in hours if hour not in current]
+
+
+async def rebuild(db: Database, hours: Sequence[int], now: datetime) -> None:
+    """Roll up ``hours`` (one transaction per run of consecutive hours)."""
+    for first, after in runs(hours):
+        async with db.begin() as conn:
+            todo = await _lock(conn, [h for h in hours if first <= h < after])
+            if not todo:
+                continue
+            hourly, declines = s.report_hourly.c, s.report_hourly_declines.c
+            old = first - _KEEP
+            await conn.execute(
+                sa.delete(s.report_hourly).where(sa.or_(hourly.hour.in_(todo), hourly.hour < old))
+            )
+            await conn.execute(
+                sa.delete(s.report_hourly_declines).where(
+                    sa.or_(declines.hour.in_(todo), declines.hour < old)
+                )
+            )
+            await conn.execute(sa.delete(s.report_hours).where(s.report_hours.c.hour < old))
+            rows: list[dict[str, Any]] = []
+            decline_rows: list[dict[str, Any]] = []
+            for hour in todo:
+                parts = await aggregate(
+                    conn,
+                    start=hour_start(hour),
+                    end=hour_start(hour + 1),
+                    hall_ids=None,
+                    by_day=False,
+                    few=True,
+                )
+                hour_rows, reasons = rollup.hourly_rows(parts, hour)
+                rows.extend(hour_rows)
+                decline_rows.extend(reasons)
+            await rollup.insert_rows(conn, s.report_hourly, rows)
+            await rollup.insert_rows(conn, s.report_hourly_declines, decline_rows)
+            h = s.report_hours.c
+            await conn.execute(
+                sa.update(s.report_hours)
+                .where(h.hour.in_(todo))
+                .values(built_version=h.version, built_at=now)
+            )
+
+
+async def _lock(conn: AsyncConnection, hours: Sequence[int]) -> list[int]:
+    """Create and lock the hours' validity rows; the hours still to build once locked."""
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    await conn.execute(
+        insert(s.report_hours)
+        .values([{"hour": hour, "version": 0} for hour in hours])
+        .on_conflict_do_nothing()
+    )
+    h = s.report_hours.c
+    rows = await conn.execute(
+        sa.select(h.hour, h.version, h.built_version)
+        .where(h.hour >= min(hours), h.hour <= max(hours))
+        .with_for_update()
+    )
+    wanted = set(hours)
+    return sorted(r.hour for r in rows if r.hour in wanted and r.built_version != r.version)
+
+
+async def refresh(db: Database, hours: Sequence[int], now: datetime) -> None:
+    """Roll up the hours among ``hours`` never rolled up, or changed since."""
+    if not hours:
+        return
+    async with db.connect() as conn:
+        stale = await stale_hours(conn, hours)
+    if stale:
+        await rebuild(db, stale, now)
+
+
+async def read(
+    conn: AsyncConnection, hall_ids: Sequence[int] | None, hours: Sequence[int]
+) -> tuple[Parts, set[int]]:
+    """The figures of those of ``hours`` rolled up and still current, and which hours they
+    are (the others are to be read live: one changed since this report rolled it up)."""
+    current = set(hours) - set(await stale_hours(conn, hours))
+    if not current:
+        return Parts(), current
+    return await rollup.read_hours(conn, hall_ids, sorted(current)), current
