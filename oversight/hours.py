@@ -132,14 +132,18 @@ async def _lock(conn: AsyncConnection, hours: Sequence[int]) -> list[int]:
     return sorted(r.hour for r in rows if r.hour in wanted and r.built_version != r.version)
 
 
-async def refresh(db: Database, hours: Sequence[int], now: datetime) -> None:
-    """Roll up the hours among ``hours`` never rolled up, or changed since."""
+async def refresh(db: Database, month: str, hours: Sequence[int], now: datetime) -> None:
+    """Roll up the hours among ``hours`` never rolled up, or changed since, and sum them."""
     if not hours:
         return
     async with db.connect() as conn:
         stale = await stale_hours(conn, hours)
     if stale:
         await rebuild(db, stale, now)
+    async with db.connect() as conn:
+        done = await summed(conn, month, hours)
+    if not done:
+        await compact(db, month, hours, now)
 
 
 async def read(
@@ -151,3 +155,69 @@ async def read(
     if not current:
         return Parts(), current
     return await rollup.read_hours(conn, hall_ids, sorted(current)), current
+
+
+# --- the day's hours summed once ------------------------------------------------------------
+
+
+def _hours_text(hours: Sequence[int]) -> str:
+    return ",".join(map(str, sorted(hours)))
+
+
+async def _built_sum(conn: AsyncConnection, hours: Sequence[int]) -> int | None:
+    """The sum of the built versions of ``hours``, None unless every one is current."""
+    h = s.report_hours.c
+    row = (
+        await conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(h.built_version), 0), sa.func.count()).where(
+                h.hour.in_(list(hours)), h.built_version == h.version
+            )
+        )
+    ).one()
+    return int(row[0]) if int(row[1]) == len(set(hours)) else None
+
+
+async def summed(conn: AsyncConnection, month: str, hours: Sequence[int]) -> bool:
+    """Whether ``report_today`` holds exactly ``hours`` of ``month`` as built now."""
+    p = s.report_today_spans.c
+    span = (await conn.execute(sa.select(p.hours, p.built).where(p.month == month))).one_or_none()
+    if span is None or span.hours != _hours_text(hours):
+        return False
+    built = await _built_sum(conn, hours)
+    return built is not None and built == span.built
+
+
+async def compact(db: Database, month: str, hours: Sequence[int], now: datetime) -> None:
+    """Sum ``hours`` (all current) into ``report_today`` for ``month``; given up when one
+    changed meanwhile (the report then sums them itself) or another report does the same."""
+    async with db.connect() as conn:
+        if conn.dialect.name == "postgresql":  # the hours' versions and rows from one snapshot
+            await conn.execution_options(isolation_level="REPEATABLE READ")
+        try:
+            async with conn.begin():
+                await _compact(conn, month, hours, now)
+        except sa.exc.DBAPIError as err:
+            code = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
+            if code not in ("40001", "40P01", "23505"):  # serialization, deadlock, duplicate
+                raise
+
+
+async def _compact(conn: AsyncConnection, month: str, hours: Sequence[int], now: datetime) -> None:
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    p = s.report_today_spans.c
+    # the first statement writes: SQLite takes its write lock before reading anything
+    await conn.execute(insert(s.report_today_spans).values(month=month).on_conflict_do_nothing())
+    await conn.execute(sa.select(p.month).where(p.month == month).with_for_update())
+    if await summed(conn, month, hours):
+        return
+    built = await _built_sum(conn, hours)
+    if built is None:
+        return
+    await conn.execute(sa.delete(s.report_today).where(s.report_today.c.month == month))
+    parts = await rollup.read_hours(conn, None, hours)
+    await rollup.insert_rows(conn, s.report_today, rollup.monthly_rows(month, parts))
+    await conn.execute(
+        sa.update(s.report_today_spans)
+        .where(p.month == month)
+        .values(hours=_hours_text(hours), built=built, built_at=now)
+    )

@@ -64,13 +64,15 @@ async def monthly_report(
     if done:
         await _refresh(db, snap, month, done, now)
     if today:
-        await _refresh_hours(db, today, now)
+        await _refresh_hours(db, month, today, now)
     async with db.connect() as conn:
-        if done:
-            _merge(await _rolled(conn, halls, month, done[0], done[-1] + ONE_DAY), window_figs,
-                   staff_figs)  # fmt: skip
         rolled: set[int] = set()
-        if today:
+        if done:
+            parts, with_today = await _rolled(conn, halls, month, done[0], done[-1] + ONE_DAY,
+                                              today)  # fmt: skip
+            _merge(parts, window_figs, staff_figs)
+            rolled = set(today) if with_today else rolled
+        if today and not rolled:
             parts, rolled = await _rolled_hours(conn, halls, today)
             _merge(parts, window_figs, staff_figs)
         for a, b, few in _live_spans(live_from, end, bool(today), rolled):
@@ -105,7 +107,7 @@ async def refresh_rollup(db: Database, snap: DirectorySnapshot, now: datetime) -
             await _refresh(db, snap, month, days, now)
     today = _today_hours(day_start(local_day(now)), month_bounds(this)[1], now)
     if today:
-        await _refresh_hours(db, today, now)
+        await _refresh_hours(db, this, today, now)
 
 
 # --- SQL ------------------------------------------------------------------------------------
@@ -131,13 +133,18 @@ async def _refresh(
 
 
 async def _rolled(
-    conn: AsyncConnection, hall_ids: list[int] | None, month: str, first: date, after: date
-) -> Parts:
-    return await rollup.read_calls(conn, hall_ids, month, first, after)
+    conn: AsyncConnection,
+    hall_ids: list[int] | None,
+    month: str,
+    first: date,
+    after: date,
+    today: list[int],
+) -> tuple[Parts, bool]:
+    return await rollup.read_calls(conn, hall_ids, month, first, after, today)
 
 
-async def _refresh_hours(db: Database, today: list[int], now: datetime) -> None:
-    await hours.refresh(db, today, now)
+async def _refresh_hours(db: Database, month: str, today: list[int], now: datetime) -> None:
+    await hours.refresh(db, month, today, now)
 
 
 async def _rolled_hours(

@@ -221,24 +221,48 @@ async def read_calls(
     month: str,
     first: date,
     after: date,
-) -> Parts:
+    today: Sequence[int] = (),
+) -> tuple[Parts, bool]:
     """The rolled-up days [first, after) summed per window and staff member, day None;
-    ``hall_ids`` None: every window. From the month's sums when they are current."""
+    ``hall_ids`` None: every window. From the month's sums when they are current, then with
+    the current day's rolled-up ``today`` hours added in the same statement when their sum
+    (``oversight.hours``) is current too: whether it was."""
+    from oversight import hours  # (it imports this module)
+
     w = s.windows.c
     if await span_current(conn, CALLS, month, first, after):
         m = s.report_monthly.c
-        source: Any = s.report_monthly
-        where: list[Any] = [m.month == month]
         columns: list[Any] = [
             m.window_id, m.account_id, m.requests, m.answered, m.answered_late, m.unnecessary,
             m.rating_sum, m.ratings, m.waits, m.declines,
         ]  # fmt: skip
+        source: Any = sa.select(*columns).where(m.month == month)
+        with_today = bool(today) and await hours.summed(conn, month, today)
+        if with_today:
+            t = s.report_today.c
+            source = source.union_all(
+                sa.select(
+                    t.window_id, t.account_id, t.requests, t.answered, t.answered_late,
+                    t.unnecessary, t.rating_sum, t.ratings, t.waits, t.declines,
+                ).where(t.month == month)
+            )  # fmt: skip
+        u = source.subquery("u")
+        query = sa.select(*u.c)
+        if with_today:  # a row per window and staff member, both sums' waits and declines
+            query = sa.select(
+                u.c.window_id, u.c.account_id,
+                *(sa.func.sum(u.c[k]).label(k) for k in (
+                    "requests", "answered", "answered_late", "unnecessary", "rating_sum",
+                    "ratings")),
+                sa.func.aggregate_strings(u.c.waits, "|").label("waits"),
+                sa.func.aggregate_strings(u.c.declines, "\n").label("declines"),
+            ).group_by(u.c.window_id, u.c.account_id)  # fmt: skip
         if hall_ids is not None:
-            source = source.join(s.windows, w.id == m.window_id)
-            where.append(w.hall_id.in_(hall_ids))
-        rows = (await conn.execute(sa.select(*columns).select_from(source).where(*where))).all()
-        return _summed_parts(rows)
-    return _parts(await _summed_days(conn, hall_ids, first, after))
+            query = query.join_from(u, s.windows, w.id == u.c.window_id).where(
+                w.hall_id.in_(hall_ids)
+            )
+        return _summed_parts((await conn.execute(query)).all()), with_today
+    return _parts(await _summed_days(conn, hall_ids, first, after)), False
 
 
 async def _summed_days(
@@ -317,8 +341,14 @@ def _histogram_text(waits: Counter[int]) -> str | None:
 
 
 def _histogram(text: str) -> Counter[int]:
-    values, counts = text.split(";")
-    return Counter(dict(zip(map(int, values.split(",")), map(int, counts.split(",")), strict=True)))
+    """From one or more histograms, "|"-separated."""
+    first, *more = text.split("|")
+    values, counts = first.split(";")
+    out = Counter(dict(zip(map(int, values.split(",")), map(int, counts.split(",")), strict=True)))
+    for other in more:
+        values, counts = other.split(";")
+        out.update(dict(zip(map(int, values.split(",")), map(int, counts.split(",")), strict=True)))
+    return out
 
 
 def _summed_parts(rows: Sequence[Any]) -> Parts:
@@ -335,8 +365,9 @@ def _summed_parts(rows: Sequence[Any]) -> Parts:
                 ratings=r.ratings,
                 waits=_histogram(r.waits) if r.waits else Counter(),
             )
-            if r.declines:
-                figs.decline_reasons.update(json.loads(r.declines))
+            if r.declines:  # one JSON object a line (JSON text holds no raw newline)
+                for text in r.declines.split("\n"):
+                    figs.decline_reasons.update(json.loads(text))
             if r.account_id is None:
                 parts.windows[(None, r.window_id)] = figs
             else:
@@ -435,15 +466,7 @@ async def _compact(
     if part == CALLS:
         await conn.execute(sa.delete(s.report_monthly).where(s.report_monthly.c.month == month))
         parts = _parts(await _summed_days(conn, None, first, after))
-        rows = [
-            _monthly_row(month, window_id, None, figs)
-            for (_day, window_id), figs in parts.windows.items()
-        ]
-        rows += [
-            _monthly_row(month, window_id, account_id, figs)
-            for (_day, window_id, account_id), figs in parts.staff.items()
-        ]
-        await _insert(conn, s.report_monthly, rows)
+        await _insert(conn, s.report_monthly, monthly_rows(month, parts))
     else:
         o = s.report_offline.c
         await conn.execute(
@@ -570,6 +593,19 @@ async def read_offline(
     return {
         (r.account_id, r.hours_key): (int(r.us), int(r.days)) for r in await conn.execute(query)
     }
+
+
+def monthly_rows(month: str, parts: Parts) -> list[dict[str, Any]]:
+    """Rows of ``report_monthly`` (or ``report_today``) from summed parts."""
+    rows = [
+        _monthly_row(month, window_id, None, figs)
+        for (_day, window_id), figs in parts.windows.items()
+    ]
+    rows += [
+        _monthly_row(month, window_id, account_id, figs)
+        for (_day, window_id, account_id), figs in parts.staff.items()
+    ]
+    return rows
 
 
 def _monthly_row(

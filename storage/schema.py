@@ -534,3 +534,32 @@ report_hourly_declines = sa.Table(
     sa.Column("reason", sa.String(500), primary_key=True),
     sa.Column("declines", sa.Integer, nullable=False),
 )
+
+# The current day's rolled-up hours summed once per month (as ``report_monthly``), valid while
+# ``report_today_spans`` lists the hours the report wants and the sum of their built versions
+# is still ``built``. The report reads it in one statement with the month's sum.
+report_today = sa.Table(
+    "report_today",
+    metadata,
+    _id(),
+    sa.Column("month", sa.String(7), nullable=False, index=True),
+    sa.Column("window_id", sa.Integer, nullable=False),
+    sa.Column("account_id", sa.Integer, nullable=True),
+    sa.Column("requests", sa.Integer, nullable=False),
+    sa.Column("answered", sa.Integer, nullable=False),
+    sa.Column("answered_late", sa.Integer, nullable=False),
+    sa.Column("unnecessary", sa.Integer, nullable=False),
+    sa.Column("rating_sum", sa.Integer, nullable=False),
+    sa.Column("ratings", sa.Integer, nullable=False),
+    sa.Column("waits", sa.Text, nullable=True),
+    sa.Column("declines", sa.Text, nullable=True),
+)
+
+report_today_spans = sa.Table(
+    "report_today_spans",
+    metadata,
+    sa.Column("month", sa.String(7), primary_key=True),
+    sa.Column("hours", sa.Text, nullable=True),  # comma-separated hour numbers
+    sa.Column("built", sa.BigInteger, nullable=True),
+    sa.Column("built_at", TS, nullable=True),
+)

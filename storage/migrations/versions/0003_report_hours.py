@@ -1,6 +1,7 @@
 """The monthly report's hourly rollup of the current day (issue 7): finished hours of the
 unfinished day aggregated once, so a report of a running month reads only the hour in
-progress live, and the triggers of 0002 extended to mark an hour stale as they mark its day.
+progress live, and the triggers of 0002 extended to mark an hour stale as they mark its day;
+the day's rolled-up hours summed once (``report_today``), read together with the month's sum.
 
 Hours are numbered in whole hours since the Unix epoch (UTC; China keeps UTC+8 all year, so
 every hour starts on a local hour too), an integer on both engines.
@@ -168,6 +169,31 @@ def upgrade() -> None:
             "hour", "window_id", "account_id", "reason", name=op.f("pk_report_hourly_declines")
         ),
     )
+    op.create_table(
+        "report_today",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("window_id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=True),
+        sa.Column("requests", sa.Integer(), nullable=False),
+        sa.Column("answered", sa.Integer(), nullable=False),
+        sa.Column("answered_late", sa.Integer(), nullable=False),
+        sa.Column("unnecessary", sa.Integer(), nullable=False),
+        sa.Column("rating_sum", sa.Integer(), nullable=False),
+        sa.Column("ratings", sa.Integer(), nullable=False),
+        sa.Column("waits", sa.Text(), nullable=True),
+        sa.Column("declines", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_report_today")),
+    )
+    op.create_index(op.f("ix_report_today_month"), "report_today", ["month"], unique=False)
+    op.create_table(
+        "report_today_spans",
+        sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("hours", sa.Text(), nullable=True),
+        sa.Column("built", sa.BigInteger(), nullable=True),
+        sa.Column("built_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("month", name=op.f("pk_report_today_spans")),
+    )
     sqlite = op.get_bind().dialect.name == "sqlite"
     for statement in TRIGGERS_SQLITE if sqlite else TRIGGERS_POSTGRESQL:
         op.execute(statement)
@@ -177,6 +203,9 @@ def downgrade() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
     for statement in DROP_SQLITE if sqlite else DROP_POSTGRESQL:
         op.execute(statement)
+    op.drop_table("report_today_spans")
+    op.drop_index(op.f("ix_report_today_month"), table_name="report_today")
+    op.drop_table("report_today")
     op.drop_table("report_hourly_declines")
     op.drop_index(op.f("ix_report_hourly_hour"), table_name="report_hourly")
     op.drop_table("report_hourly")

@@ -40,6 +40,13 @@ async def hours(server: Any) -> dict[int, tuple[int, int | None]]:
         }
 
 
+async def summed_hours(server: Any) -> set[int]:
+    """The hours of 15 October summed in ``report_today``."""
+    async with server.services.db.connect() as conn:
+        text = await conn.scalar(sa.select(s.report_today_spans.c.hours))
+    return {int(h) - FIRST for h in text.split(",")} if text else set()
+
+
 def current(built: dict[int, tuple[int, int | None]]) -> set[int]:
     return {h for h, (v, b) in built.items() if v == b}
 
@@ -69,6 +76,7 @@ async def test_the_days_hours_roll_up_and_equal_the_report_from_scratch(
     await both(server, d, MID)
     built = await hours(server)
     assert set(built) == current(built) == set(range(24)) - {10}
+    assert await summed_hours(server) == set(range(24)) - {10}, "read with the month's sum"
 
     # late changes to finished hours: the ringing call answered after 10:00, a rating and a
     # decline on calls of 9:00 and 2:00, a call of 2:00 moved to 11:00
@@ -101,6 +109,7 @@ async def test_the_days_hours_roll_up_and_equal_the_report_from_scratch(
     noon = DAY_15 + 12 * HOUR + timedelta(minutes=30)
     await both(server, d, noon)
     assert current(await hours(server)) == set(range(24))
+    assert await summed_hours(server) == set(range(24)) - {12}
     # the city and a county read the same rolled-up hours
     for region in ("410700", "410727"):
         await both(server, d, noon, region)
