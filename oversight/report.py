@@ -1,8 +1,10 @@
 """The monthly report (R2, R10, R12, R13): per agency, hall, window and staff member.
 
 Finished Asia/Shanghai days come from the daily rollup (``oversight.rollup``), built on first
-use and rebuilt when their source rows change; the unfinished rest of the month is aggregated
-live with the same statements (``oversight.aggregates``). Python adds the grouped figures up
+use and rebuilt when their source rows change, and the current day's hours but the one in
+progress from the hourly rollup (``oversight.hours``), kept current the same way; the rest
+of the month (that hour, hours changed since, days ahead) is aggregated live with the same
+statements (``oversight.aggregates``). Python adds the grouped figures up
 from staff to windows, halls, agencies and the total and reads nearest-rank percentiles off
 the summed histograms of time to answer. Misses and absences are always read live; offline
 minutes come from presence intervals clipped to office hours.

@@ -13,7 +13,8 @@
 2. VACUUM ANALYZE, then times ``monthly_report`` for the province (the whole jurisdiction):
    once on its own, since the first report of a month rolls up its finished days, then
    3 runs each for the province and one city, and for the province at noon on the month's
-   last day (the month still running, that day live), with the time of each of the report's
+   last day (the month still running: that day's hours rolled up but the one in progress,
+   12:00-13:00, read live), with the time of each of the report's
    stages, and the CSV and JSON serialisation of the province report. With ``--scratch``, also the
    province report from the raw rows (no rollup), checked equal to the rollup's.
 3. Drops the database unless ``--keep``. Everything runs under one overall timeout.
@@ -54,8 +55,8 @@ MONTH = "2026-11"
 FIRST_DAY = date(2026, 11, 1)
 DAYS = 30
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=SHANGHAI).astimezone(UTC)  # the month is over
-# its last day, at noon: every call of that day is read live (those after noon too, so this
-# overstates a real noon by half a day's calls)
+# its last day, at noon: the hour in progress is read live, the day's other hours rolled up
+# (those after noon too, holding the afternoon's calls: a real noon has none yet)
 RUNNING = datetime(2026, 11, 30, 12, 0, tzinfo=SHANGHAI).astimezone(UTC)
 CITY = "410700"  # 新乡市: its own halls and those of 封丘县 below it
 WINDOWS_PER_HALL = 10
@@ -427,7 +428,8 @@ async def _time_reports(db: Database, runs: int, scratch: bool) -> list[dict[str
         ("province, first (rolls up)", province, 1, True, NOW),
         ("province", province, runs, True, NOW),
         ("city " + CITY, city, runs, True, NOW),
-        # the month still running: 29 days rolled up (summed anew once), the 30th live
+        # the month still running: 29 days rolled up (summed anew once), the 30th's hours
+        # rolled up and summed but 12:00-13:00, read live
         ("province 30 Nov 12:00, first", province, 1, True, RUNNING),
         ("province 30 Nov 12:00", province, runs, True, RUNNING),
     ]
