@@ -65,6 +65,18 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime + stime (fields 14 and 15)
 
 
+def runqueue_wait_s(pid: int) -> float:
+    """Seconds the server's threads were runnable but waiting for a CPU (schedstat): the
+    neighbours' share of its latency on a shared machine."""
+    total = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended, or no schedstats in this kernel
+    return total
+
+
 def host_ticks() -> tuple[int, int]:
     """(busy, total) jiffies of the whole machine."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -215,6 +227,8 @@ class Row:
     host_cpu: float = 0.0  # percent of the whole machine
     client_cpu: float = 0.0  # percent of one core, all client processes together
     server_cpu_s: float = 0.0
+    runq_wait_s: float = 0.0  # server threads runnable but not running, during the phase
+    seconds: float = 0.0
     connected: int = 0  # sockets still connected at the end of the phase
     # instrumented runs only: per sent request (call:request + call:cancel)
     sql_per_request: float = math.nan
@@ -249,6 +263,7 @@ class Row:
             "host_cpu_pct": self.host_cpu,
             "client_cpu_pct": self.client_cpu,
             "server_cpu_ms_per_request": 1000 * self.server_cpu_s / max(1, self.sent),
+            "server_runq_wait_ms_per_s": 1000 * self.runq_wait_s / max(1e-9, self.seconds),
             "sql_per_request": self.sql_per_request,
             "tx_per_request": self.tx_per_request,
             "gc_gen2": self.gc_full,
@@ -387,15 +402,19 @@ def _phase(
     time.sleep(max(0.0, start_at - time.monotonic()))
     stats0 = bench_stats(server, reset=True) if args.instrument else None
     cpu0, host0 = cpu_ticks(server.proc.pid), host_ticks()
+    wait0 = runqueue_wait_s(server.proc.pid)
     spy = _py_spy(args, server, staff, rate, repeat, seconds)
     time.sleep(max(0.0, start_at + seconds - time.monotonic()))
     cpu1, host1 = cpu_ticks(server.proc.pid), host_ticks()
+    wait1 = runqueue_wait_s(server.proc.pid)
     answers = [pipe.recv() for pipe in pipes]
     if spy is not None:
         spy.wait(30)
     row = Row(staff, rate, repeat)
     row.server_cpu = 100.0 * (cpu1 - cpu0) / CLK_TCK / seconds
     row.server_cpu_s = (cpu1 - cpu0) / CLK_TCK
+    row.runq_wait_s = wait1 - wait0
+    row.seconds = seconds
     sent = sum(a["sent"] for a in answers)
     if stats0 is not None:
         # after the answers: every request of the phase has been cancelled by now
@@ -409,6 +428,9 @@ def _phase(
             gc1["pause_s"].get(g, 0) - gc0["pause_s"].get(g, 0) for g in ("0", "1", "2")
         )
         row.gc_max_ms = gc1["max_ms"]
+        long = [c for c in gc1.get("long", []) if c not in gc0.get("long", [])]
+        if long:  # which generation, how many objects it freed
+            say(f"{rate:g}/s: collections over 10 ms: {long}")
     row.host_cpu = 100.0 * (host1[0] - host0[0]) / max(1, host1[1] - host0[1])
     for a in answers:
         row.sent += a["sent"]
@@ -470,10 +492,11 @@ def table(memories: list[Memory], rows: list[Row]) -> str:
         "",
         "| staff | req/s | run | sent | answered | p50 | p90 | p99 | max | last-callee p99 "
         "| ack p50 | ack p99 | cancel-ack p99 | errors | skipped | server CPU % "
-        "| server CPU ms/req | clients CPU % | host CPU % | emit lag p99 |"
+        "| server CPU ms/req | server run-queue wait ms/s | clients CPU % | host CPU % "
+        "| emit lag p99 |"
         + (" SQL/req | conn/req | gen2 GCs | GC ms | GC max ms |" if instrumented else ""),
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:"
-        "|---:|---:|---:|---:|" + ("---:|" * 5 if instrumented else ""),
+        "|---:|---:|---:|---:|---:|" + ("---:|" * 5 if instrumented else ""),
     ]
     for row in rows:
         s = row.summary()
@@ -484,6 +507,7 @@ def table(memories: list[Memory], rows: list[Row]) -> str:
             f"| {_f(s['last_p99_ms'])} | {_f(s['ack_p50_ms'])} | {_f(s['ack_p99_ms'])} "
             f"| {_f(s['cancel_ack_p99_ms'])} | {errors} | {s['skipped']} "
             f"| {s['server_cpu_pct']:.0f} | {_f(s['server_cpu_ms_per_request'])} "
+            f"| {_f(s['server_runq_wait_ms_per_s'])} "
             f"| {s['client_cpu_pct']:.0f} | {s['host_cpu_pct']:.0f} "
             f"| {_f(s['emit_lag_p99_ms'])} |"
             + (
