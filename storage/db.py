@@ -19,6 +19,11 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # enough pooled connections for the call path's concurrent transactions: past the
+        # pool (5 by default) each one is an aiosqlite thread started, set up with the pragmas
+        # below and joined again
+        kwargs.setdefault("pool_size", 20)
+        kwargs.setdefault("max_overflow", 20)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @sa.event.listens_for(engine.sync_engine, "connect")
