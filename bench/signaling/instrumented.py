@@ -13,6 +13,7 @@ the plain server, these from a separate run.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import time
 from collections import Counter
@@ -54,6 +55,10 @@ def _on_gc(phase: str, info: dict[str, Any]) -> None:
 
 def _install() -> None:
     import sqlalchemy as sa
+
+    # experiments on the collector's schedule (TB_BENCH_GC_THRESHOLD="700,10,10" is CPython's)
+    if os.environ.get("TB_BENCH_GC_THRESHOLD"):
+        gc.set_threshold(*(int(x) for x in os.environ["TB_BENCH_GC_THRESHOLD"].split(",")))
 
     import storage.db
     import web.app as tongban_app
