@@ -284,6 +284,7 @@ class CoreQuota:
     def confine(self, pid: int) -> None:
         group = os.path.join(self.ROOT, f"tbbench-{pid}")
         os.makedirs(group, exist_ok=True)
+        self.groups.append(group)  # removed by release() even if a write below fails
         period = max(self.PERIOD_US, int(1000 / self.share) + 1)  # a quota is at least 1 ms
         for name, value in (
             ("cpu.cfs_period_us", period),
@@ -292,7 +293,6 @@ class CoreQuota:
         ):
             with open(os.path.join(group, name), "w") as f:
                 f.write(str(value))
-        self.groups.append(group)
 
     def throttled_ms(self) -> float:
         total = 0
