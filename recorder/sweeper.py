@@ -23,4 +23,3 @@ class RetentionSweeper(Periodic):
         every: float = SWEEP_EVERY_S,
     ) -> None:
         super().__init__(sweep, name="retention sweep", first_after=first_after, every=every)
-        self._sweep = sweep  # the sweep itself, for a test that runs it now

@@ -18,6 +18,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from tongban.errors import NotFound, TongbanError
+from tongban.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -141,16 +142,19 @@ class MediaPlacement:
         self._node = node_id
         self._loads = loads
         self._recent: dict[tuple[str, int], list[float]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._publisher = Periodic(
+            self.publish, name="media placement", first_after=0.0, every=self.every
+        )
 
     async def publish(self) -> None:
         now = time.time()
+        loads = self._loads()
         fields: dict[Any, Any] = {
             f"{self._node}/{i}": json.dumps({"calls": n, "at": now})
-            for i, n in enumerate(self._loads())
+            for i, n in enumerate(loads)
             if n >= 0
         }
-        dead = [f"{self._node}/{i}" for i, n in enumerate(self._loads()) if n < 0]
+        dead = [f"{self._node}/{i}" for i, n in enumerate(loads) if n < 0]
         if fields:
             await self._redis.hset(LOAD_KEY, mapping=fields)
         if dead:
@@ -197,24 +201,10 @@ class MediaPlacement:
         return len(placed)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="media-placement")
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.publish()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("media placement: could not publish this node's load", exc_info=True)
-            await asyncio.sleep(self.every)
+        self._publisher.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._publisher.close()
         try:
             fields = [f"{self._node}/{i}" for i in range(len(self._loads()))]
             if fields:

@@ -12,7 +12,6 @@ account has no live socket on any node.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -26,6 +25,7 @@ from signaling.service import CallService
 from storage import schema as s
 from storage.database import Database
 from tongban.clock import Clock, SystemClock
+from tongban.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class NodeWatch:
         self._calls = calls
         self._clock = clock or SystemClock()
         self._presence = RedisPresence(client, node_id)  # read only: who has a live socket
-        self._task: asyncio.Task[None] | None = None
+        self._periodic: Periodic | None = None
         self._presence_checked = 0.0
 
     async def beat(self) -> None:
@@ -122,27 +122,22 @@ class NodeWatch:
             await self.close_stale_presence()
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="node-watch")
+        if self._periodic is None:  # ``every`` read now: tests shorten it
+            self._periodic = Periodic(
+                self._round, name="node watch", first_after=0.0, every=self.every
+            )
+            self._periodic.start()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.beat()
-                await self.sweep()
-                await self._maybe_close_stale_presence()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("node watch: Redis or the database is unavailable", exc_info=True)
-            await asyncio.sleep(self.every)
+    async def _round(self) -> None:
+        await self.beat()
+        await self.sweep()
+        await self._maybe_close_stale_presence()
 
     async def stop(self) -> None:
         """A node that stops takes its calls' media with it: say so at once."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        if self._periodic is not None:
+            await self._periodic.close()
+            self._periodic = None
         try:
             await self._redis.delete(KEY + self._node)
         except Exception:

@@ -232,7 +232,7 @@ async def test_not_ready_deleted_and_purged(start_server: Any, tmp_path: Path, c
             await conn.scalar(sa.select(s.recordings.c.state).where(s.recordings.c.id == old["id"]))
             == "ready"
         )
-    await state.sweeper._sweep()  # the daily sweep, now
+    await state.sweeper.run_now()  # the daily sweep, now
     assert not (state.views.root / old["sha256"]).exists(), "views go with their archive"
     status, _, err = await fetch(auditor, play_url(old["id"], "fq.h1 camera"))
     assert status == 410 and err["error"]["code"] == "recording_deleted"
