@@ -80,7 +80,7 @@ class PresenceLog:
         self._db = db
 
     async def change(self, account_id: int, status: str, now: datetime) -> None:
-        async with self._db.begin() as conn:
+        async with self._db.write() as conn:
             await conn.execute(
                 sa.update(s.presence_intervals)
                 .where(
@@ -98,7 +98,7 @@ class PresenceLog:
 
     async def close_all(self, now: datetime) -> None:
         """At start-up: nobody is connected to a node that just started."""
-        async with self._db.begin() as conn:
+        async with self._db.write() as conn:
             await conn.execute(
                 sa.update(s.presence_intervals)
                 .where(s.presence_intervals.c.ended_at.is_(None))

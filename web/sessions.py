@@ -195,11 +195,12 @@ class SessionService:
                     )
                 raise Unauthenticated("会话已结束，请重新登录", code="session_revoked")
             if now >= row.expires_at or now - row.last_seen_at > self.policy.idle:
-                await conn.execute(
-                    sa.update(s.sessions)
-                    .where(s.sessions.c.id == sid)
-                    .values(revoked_at=now, revoked_reason="expired")
-                )
+                async with self._db.writing(conn):  # committed before the refusal below
+                    await conn.execute(
+                        sa.update(s.sessions)
+                        .where(s.sessions.c.id == sid)
+                        .values(revoked_at=now, revoked_reason="expired")
+                    )
                 raise Unauthenticated(
                     "长时间未操作，会话已过期，请重新登录", code="session_expired"
                 )
@@ -207,9 +208,10 @@ class SessionService:
             if account is None or account.disabled:
                 raise Unauthenticated("账号已停用", code="session_revoked")
             if touch and now - row.last_seen_at >= TOUCH_EVERY:
-                await conn.execute(
-                    sa.update(s.sessions).where(s.sessions.c.id == sid).values(last_seen_at=now)
-                )
+                async with self._db.writing(conn):
+                    await conn.execute(
+                        sa.update(s.sessions).where(s.sessions.c.id == sid).values(last_seen_at=now)
+                    )
         return Session(sid, account, row.created_at, row.expires_at)
 
     async def logout(self, session: Session, source: str) -> None:
@@ -238,7 +240,7 @@ class SessionService:
         if not session_ids:
             return
         now = self._clock.now()
-        async with self._db.begin() as conn:
+        async with self._db.write() as conn:
             await conn.execute(
                 sa.update(s.sessions)
                 .where(

@@ -1,0 +1,155 @@
+"""The write path on the real databases (issue 7): SQLite writers of a node queue for the
+single writer in order instead of sleeping in SQLite's busy handler; the call path's changes
+go to aiosqlite's thread in one hand-off, committed with them when asked, and a
+compare-and-set that misses writes nothing after it; commits and rollbacks with nothing to
+end cost no hand-off. On PostgreSQL the same calls behave as plain transactions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from signaling import sqlfast
+from storage import schema as s
+from storage.database import Database
+from storage.db import create_engine
+
+NOTE = s.audit_log  # any table the writes can touch: an append-only one with few columns
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(create_engine(database_url))
+    yield database
+    await database.close()
+
+
+def _row(n: int) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    return {
+        "at": datetime(2026, 11, 28, 12, tzinfo=UTC),
+        "actor": f"t{n}",
+        "action": "test",
+        "result": "ok",
+        "target": "",
+        "source": "",
+    }
+
+
+INSERT = sa.insert(NOTE)
+
+
+async def _actors(db: Database) -> list[str]:
+    async with db.connect() as conn:
+        query = sa.select(NOTE.c.actor).where(NOTE.c.action == "test").order_by(NOTE.c.id)
+        return list(await conn.scalars(query))
+
+
+class HandOffs:
+    """Counts the jobs aiosqlite's threads run (every statement, commit and rollback)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import aiosqlite.core
+
+        self.count = 0
+        original = aiosqlite.core.Connection._execute
+
+        async def counted(conn: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return await original(conn, fn, *args, **kwargs)
+
+        monkeypatch.setattr(aiosqlite.core.Connection, "_execute", counted)
+
+
+async def test_writers_take_turns_in_order_and_a_nested_write_does_not_wait(
+    db: Database, backend: str
+) -> None:
+    order: list[int] = []
+
+    async def writer(n: int) -> None:
+        async with db.write() as conn:
+            order.append(n)
+            await sqlfast.change(conn, INSERT, _row(n))
+            async with db.write() as inner:  # same task: does not wait for its own turn
+                assert await inner.scalar(sa.select(1)) == 1
+            await asyncio.sleep(0.01)  # others arrive meanwhile and queue
+
+    tasks = []
+    for n in range(8):
+        tasks.append(asyncio.create_task(writer(n)))
+        await asyncio.sleep(0)  # each writer asks for its turn after the one before
+    await asyncio.gather(*tasks)
+    if backend == "sqlite":
+        assert order == list(range(8)), "FIFO: nobody overtaken"
+    assert sorted(await _actors(db)) == sorted(f"t{n}" for n in range(8))
+
+
+async def test_writing_commits_at_its_end_and_rolls_back_on_error(db: Database) -> None:
+    async with db.begin() as conn:
+        async with db.writing(conn):
+            await sqlfast.change(conn, INSERT, _row(1))
+        # committed before the transaction ends: another connection sees it
+        assert await _actors(db) == ["t1"] or db.dialect != "sqlite"
+    with pytest.raises(RuntimeError):
+        async with db.begin() as conn, db.writing(conn):
+            await sqlfast.change(conn, INSERT, _row(2))
+            raise RuntimeError("refused")
+    assert await _actors(db) == ["t1"]
+    async with db.write() as conn:  # the turn was given back
+        await sqlfast.change(conn, INSERT, _row(3))
+    assert await _actors(db) == ["t1", "t3"]
+
+
+async def test_changes_run_in_one_hand_off_and_commit_with_them(
+    db: Database, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter = HandOffs(monkeypatch)
+    async with db.begin() as conn, db.writing(conn):
+        before = counter.count
+        counts = await sqlfast.changes(
+            conn, [(INSERT, _row(1)), (INSERT, [_row(2), _row(3)])], commit=True
+        )
+        if backend == "sqlite":
+            assert counter.count - before == 1, "one trip to aiosqlite's thread"
+            assert await _actors(db) == ["t1", "t2", "t3"], "committed in that trip"
+    assert counts[0] == 1  # (an executemany's count is the driver's: asyncpg gives -1)
+    assert await _actors(db) == ["t1", "t2", "t3"]
+
+
+async def test_a_missed_compare_and_set_writes_nothing_after_it(db: Database) -> None:
+    missing = sa.update(NOTE).where(NOTE.c.actor == sa.bindparam("b_actor")).values(result="x")
+    with pytest.raises(LookupError):
+        async with db.begin() as conn, db.writing(conn):
+            counts = await sqlfast.changes(
+                conn, [(missing, {"b_actor": "nobody"}), (INSERT, _row(1))],
+                commit=True, first_changes=1,
+            )  # fmt: skip
+            assert counts == [0]
+            raise LookupError("the call moved on")
+    assert await _actors(db) == []
+
+
+async def test_ending_nothing_costs_no_hand_off(
+    db: Database, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("aiosqlite's hand-offs: SQLite only")
+    async with db.connect() as conn:  # a pooled connection exists
+        await conn.scalar(sa.select(1))
+    counter = HandOffs(monkeypatch)
+    async with db.connect() as conn:
+        await sqlfast.fetch(conn, sa.select(NOTE.c.id).where(NOTE.c.id == sa.bindparam("i")),
+                            {"i": 1})  # fmt: skip
+    assert counter.count == 1, "the query only: no rollback when the pool takes it back"
+    async with db.begin() as conn, db.writing(conn):
+        await sqlfast.changes(conn, [(INSERT, _row(1))], commit=True)
+    assert counter.count == 2, "the changes with their commit: no second commit, no rollback"
+    async with db.begin() as conn:
+        await sqlfast.change(conn, INSERT, _row(2))
+    assert counter.count == 4, "a change, then its commit"
+    assert await _actors(db) == ["t1", "t2"]
