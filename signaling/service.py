@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -198,6 +199,15 @@ INSERT_DEADLINES = sa.insert(s.deadlines)
 CANCEL_DEADLINES = sa.delete(s.deadlines).where(
     s.deadlines.c.call_id == sa.bindparam("b_call_id"), s.deadlines.c.fired_at.is_(None)
 )
+LEAVE_CALL = (
+    sa.update(s.call_members)
+    .where(
+        s.call_members.c.call_id == sa.bindparam("b_call_id"),
+        s.call_members.c.joined_at.is_not(None),
+        s.call_members.c.left_at.is_(None),
+    )
+    .values(left_at=sa.bindparam("left_at"))
+)
 CANCEL_DEADLINES_OF_KINDS = CANCEL_DEADLINES.where(
     s.deadlines.c.kind.in_(sa.bindparam("b_kinds", expanding=True))
 )
@@ -237,13 +247,18 @@ class CallService:
     # --- plumbing -------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _locked(self, call_id: str) -> AsyncIterator[AsyncConnection]:
+    async def _locked(
+        self, call_id: str, *, writes_at_end: bool = False
+    ) -> AsyncIterator[AsyncConnection]:
         """One transaction per call at a time: an in-process lock, plus a row lock on
-        PostgreSQL so that several nodes serialise on the call too."""
+        PostgreSQL so that several nodes serialise on the call too. With ``writes_at_end``
+        the caller reads first and wraps its writes in ``Database.writing`` (on SQLite only
+        they wait for the writer's turn); else the whole transaction does."""
         entry = self._locks.setdefault(call_id, _KeyedLock())
         entry.users += 1
         try:
-            async with entry.lock, self._db.begin() as conn:
+            opened = self._db.begin() if writes_at_end else self._db.write()
+            async with entry.lock, opened as conn:
                 yield conn
         finally:
             entry.users -= 1
@@ -293,24 +308,25 @@ class CallService:
         )
         return call, row
 
+    @staticmethod
+    def _stored(before: Call, after: Call) -> dict[str, Any]:
+        """STORE_CALL's parameters for moving ``before`` to ``after``."""
+        return {
+            "b_id": before.id,
+            "b_state": before.state,
+            "state": after.state,
+            "overdue_at": after.overdue_at,
+            "answered_at": after.answered_at,
+            "answered_by": after.answered_by,
+            "answered_late": after.answered_late,
+            "ended_at": after.ended_at,
+            "end_reason": after.end_reason,
+        }
+
     async def _store(self, conn: AsyncConnection, before: Call, after: Call) -> None:
         """Compare-and-set on the state: if another node moved the call, nothing is written
         and the caller sees ``invalid_state``."""
-        changed = await sqlfast.change(
-            conn,
-            STORE_CALL,
-            {
-                "b_id": before.id,
-                "b_state": before.state,
-                "state": after.state,
-                "overdue_at": after.overdue_at,
-                "answered_at": after.answered_at,
-                "answered_by": after.answered_by,
-                "answered_late": after.answered_late,
-                "ended_at": after.ended_at,
-                "end_reason": after.end_reason,
-            },
-        )
+        changed = await sqlfast.change(conn, STORE_CALL, self._stored(before, after))
         if changed != 1:
             raise InvalidState("通话状态已被改变，请刷新", state="changed")
 
@@ -503,56 +519,92 @@ class CallService:
             if not on_duty:
                 raise InvalidInput("属地窗口当前没有值班人员", code="no_staff_on_duty")
             call_id = str(uuid.uuid4())
-            await sqlfast.change(
-                conn,
-                INSERT_CALL,
-                {
-                    "id": call_id,
-                    "case_id": case.id,
-                    "caller_id": caller.id,
-                    "caller_window_id": applicant_windows[0],
-                    "window_id": window.id,
-                    "state": cs.RINGING,
-                    "requested_at": now,
-                    "in_office_hours": True,
-                },
-            )
-            await sqlfast.change(
-                conn,
-                INSERT_MEMBERS,
-                [
-                    {
-                        "call_id": call_id,
-                        "account_id": caller.id,
-                        "role": "caller",
-                        "on_duty": False,
-                        "joined_at": now,
-                    }
-                ]
-                + [
-                    {
-                        "call_id": call_id,
-                        "account_id": a.id,
-                        "role": "callee",
-                        "on_duty": True,
-                        "joined_at": None,
-                    }
-                    for a in on_duty
-                ],
-            )
-            await self._event(
-                conn,
-                call_id,
-                "requested",
-                now,
-                caller.id,
-                {"window": window.code, "on_duty": [a.username for a in on_duty]},
-            )
-            await self._deadlines(
-                conn,
-                call_id,
-                {"overdue": now + self.timing.ring_timeout, "limit": now + self.timing.ring_limit},
-            )
+            overdue_at = now + self.timing.ring_timeout
+            # the call, its members, its first event and its deadlines: one hand-off on SQLite,
+            # where only this part waits for the writer's turn
+            try:
+                async with self._db.writing(conn):
+                    await sqlfast.changes(
+                        conn,
+                        [
+                            (
+                                INSERT_CALL,
+                                {
+                                    "id": call_id,
+                                    "case_id": case.id,
+                                    "caller_id": caller.id,
+                                    "caller_window_id": applicant_windows[0],
+                                    "window_id": window.id,
+                                    "state": cs.RINGING,
+                                    "requested_at": now,
+                                    "in_office_hours": True,
+                                },
+                            ),
+                            (
+                                INSERT_MEMBERS,
+                                [
+                                    {
+                                        "call_id": call_id,
+                                        "account_id": caller.id,
+                                        "role": "caller",
+                                        "on_duty": False,
+                                        "joined_at": now,
+                                    }
+                                ]
+                                + [
+                                    {
+                                        "call_id": call_id,
+                                        "account_id": a.id,
+                                        "role": "callee",
+                                        "on_duty": True,
+                                        "joined_at": None,
+                                    }
+                                    for a in on_duty
+                                ],
+                            ),
+                            (
+                                INSERT_EVENT,
+                                {
+                                    "call_id": call_id,
+                                    "at": now,
+                                    "kind": "requested",
+                                    "actor_id": caller.id,
+                                    "detail": {
+                                        "window": window.code,
+                                        "on_duty": [a.username for a in on_duty],
+                                    },
+                                },
+                            ),
+                            (
+                                INSERT_DEADLINES,
+                                [
+                                    {"call_id": call_id, "kind": "overdue", "due_at": overdue_at},
+                                    {
+                                        "call_id": call_id,
+                                        "kind": "limit",
+                                        "due_at": now + self.timing.ring_limit,
+                                    },
+                                ],
+                            ),
+                        ],
+                        commit=True,
+                    )
+            except (sa.exc.IntegrityError, sqlite3.IntegrityError) as err:
+                if "caller" not in str(err):
+                    raise
+                # the same clerk's other request got in first (uq_calls_caller_live)
+                async with self._db.connect() as other:
+                    found = await sqlfast.fetch(
+                        other,
+                        REQUEST_QUERY,
+                        {"case_id": case_id, "caller_id": caller.id, "now": now},
+                    )
+                raise Conflict(
+                    "您已有一个进行中的协助请求",
+                    code="call_already_active",
+                    call_id=found[0].active_call_id if found else None,
+                ) from None
+            self.hooks.deadline_added(overdue_at)
             # the call as just written: no need to read it back
             call = Call(
                 id=call_id,
@@ -745,7 +797,8 @@ class CallService:
         snap = await self._directory.snapshot()
         now = self._clock.now()
         outbox = Outbox()
-        async with self._locked(call_id) as conn:
+        # a deadline's claim is a write: then the whole transaction takes the writer's turn
+        async with self._locked(call_id, writes_at_end=deadline_id is None) as conn:
             if deadline_id is not None and not await self._claim(conn, deadline_id, now):
                 return
             call, row = await self._load(conn, call_id, lock=True)
@@ -755,24 +808,30 @@ class CallService:
                 if deadline_id is not None:
                     return  # the call moved on; the claim commits and the deadline is spent
                 raise
-            await self._store(conn, call, after)
-            await self._cancel_deadlines(conn, call_id)
-            if after.answered_by is not None:
-                await conn.execute(
-                    sa.update(s.call_members)
-                    .where(
-                        s.call_members.c.call_id == call_id,
-                        s.call_members.c.joined_at.is_not(None),
-                        s.call_members.c.left_at.is_(None),
-                    )
-                    .values(left_at=now)
-                )
             reason = after.end_reason or after.state
-            await self._event(
-                conn, call_id, "ended", now, actor, {"reason": reason, "state": after.state}
-            )
+            steps: list[sqlfast.Change] = [
+                (STORE_CALL, self._stored(call, after)),
+                (CANCEL_DEADLINES, {"b_call_id": call_id}),
+                (
+                    INSERT_EVENT,
+                    {
+                        "call_id": call_id,
+                        "at": now,
+                        "kind": "ended",
+                        "actor_id": actor,
+                        "detail": {"reason": reason, "state": after.state},
+                    },
+                ),
+            ]
+            if after.answered_by is not None:
+                steps.append((LEAVE_CALL, {"b_call_id": call_id, "left_at": now}))
             missed = cs.responsible_for_miss(after)
-            await self._record_misses(conn, snap, after, row, missed, now)
+            async with self._db.writing(conn):
+                # the state's compare-and-set, the deadlines, the event: one hand-off on SQLite
+                stored, *_ = await sqlfast.changes(conn, steps, commit=not missed, first_changes=1)
+                if stored != 1:
+                    raise InvalidState("通话状态已被改变，请刷新", state="changed")
+                await self._record_misses(conn, snap, after, row, missed, now)
             everyone = call.rung | {call.caller_id} | after.participants
             if after.state == cs.MISSED:
                 outbox.add(everyone, "call:missed", {"call_id": call_id})
@@ -948,7 +1007,7 @@ class CallService:
         """An account reconnected: lift its grace periods; returns its live call ids."""
         calls = await self.live_calls_of(account_id, participants_only=True)
         if calls:  # most connections have no live call: no empty transaction for them
-            async with self._db.begin() as conn:
+            async with self._db.write() as conn:
                 for call_id in calls:
                     await self._cancel_deadlines(conn, call_id, f"grace:{account_id}")
         return calls

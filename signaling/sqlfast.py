@@ -12,6 +12,12 @@ processors are kept) and run on the transaction's own aiosqlite connection with 
 same transaction, same SQL as SQLAlchemy would send; the commit still goes through
 SQLAlchemy. On any other driver (asyncpg) the statement goes through SQLAlchemy unchanged.
 
+``changes`` runs several changes of one transaction in a single hand-off: the call request's
+four INSERTs (call, members, event, deadlines) cost one thread round trip instead of four.
+It calls aiosqlite's own queue (``Connection._execute``, the method its public ``execute``
+uses, pinned with aiosqlite in pyproject.toml; ``tests/unit/signaling/test_sqlfast.py`` fails
+if that changes) and falls back to one hand-off per change if it is missing.
+
 Only for statements built once (module constants): the cache is keyed by the statement
 object. No expanding IN parameters, no Python-side column defaults (the call tables have none).
 """
@@ -130,3 +136,57 @@ async def change(
     else:
         cursor = await driver.execute(compiled.sql, _args(compiled, sets[0]))
     return int(cursor.rowcount)
+
+
+Change = tuple[sa.Executable, Mapping[str, Any] | Sequence[Mapping[str, Any]]]
+
+
+async def changes(
+    conn: AsyncConnection,
+    steps: Sequence[Change],
+    *,
+    commit: bool = False,
+    first_changes: int | None = None,
+) -> list[int]:
+    """Run several changes in order, in the connection's transaction, as ``change`` would;
+    on SQLite in one hand-off to aiosqlite's thread. Returns the rows each changed (for a
+    list of parameter sets, what the driver counts: asyncpg gives -1).
+
+    ``commit``: on SQLite the transaction is also committed in that hand-off (SQLAlchemy's
+    own commit then finds nothing to do, storage/db.py); elsewhere it commits when its
+    ``begin()`` ends, as before. ``first_changes``: stop after the first change unless it
+    changed exactly that many rows (a compare-and-set), so nothing after it is written or
+    committed; the caller sees the count and raises."""
+    driver = _driver(conn)
+    queue = getattr(driver, "_execute", None)
+    if driver is None or queue is None:
+        counts = []
+        for stmt, params in steps:
+            counts.append(await change(conn, stmt, params))
+            if first_changes is not None and counts[0] != first_changes:
+                break
+        return counts
+    prepared: list[tuple[str, Any, bool]] = []
+    for stmt, params in steps:
+        sets: list[Mapping[str, Any]] = [params] if isinstance(params, Mapping) else list(params)
+        compiled = _compile(stmt, conn.dialect, tuple(sorted(sets[0])))
+        if isinstance(params, Mapping):
+            prepared.append((compiled.sql, _args(compiled, params), False))
+        else:
+            prepared.append((compiled.sql, [_args(compiled, p) for p in sets], True))
+
+    def run() -> list[int]:
+        raw = driver._conn  # aiosqlite's sqlite3 connection, used here on aiosqlite's thread
+        counts = []
+        for sql, args, many in prepared:
+            cursor = raw.executemany(sql, args) if many else raw.execute(sql, args)
+            counts.append(int(cursor.rowcount))
+            cursor.close()
+            if first_changes is not None and counts[0] != first_changes:
+                return counts  # not committed: the caller raises, its transaction rolls back
+        if commit:
+            raw.commit()
+        return counts
+
+    done: list[int] = await queue(run)
+    return done

@@ -389,6 +389,17 @@ sa.Index(
     sqlite_where=sa.and_(call_members.c.role == "caller", call_members.c.rating.is_not(None)),
 )
 
+# One live call per caller (migration 0004): call:request checks it before it writes, this
+# settles two requests of the same clerk arriving together.
+_LIVE = calls.c.state.in_(["ringing", "overdue", "answered"])
+sa.Index(
+    "uq_calls_caller_live",
+    calls.c.caller_id,
+    unique=True,
+    postgresql_where=_LIVE,
+    sqlite_where=_LIVE,
+)
+
 # The monthly report reads the presence of the unfinished day live: the intervals still open
 # or ended since (R2), without scanning months of them.
 sa.Index("ix_presence_intervals_ended_at", presence_intervals.c.ended_at)

@@ -481,3 +481,23 @@ async def test_staff_marked_absent_are_not_rung_reminded_or_charged(
     (fq,) = [w for w in board["windows"] if w["code"] == "FQ-ZJ-01"]
     assert {p["username"]: p["on_duty"] for p in fq["staff"]} == {"fq.h1": True, "fq.h2": False}
     assert fq["staffed"] is False, "nobody on duty is online"
+
+
+async def test_two_requests_of_one_clerk_at_once_ring_once(start_server: Any, sockets: Any) -> None:
+    """A double click, or a request per case sent together: all read "no live call" before
+    any writes; the database's unique index on live calls lets one in, the others answer
+    ``call_already_active`` with the winner's call (migration 0004)."""
+    server = await start_server()
+    cases = [await make_case(server), await make_case(server)]
+    caller = await sockets(server, "zz.a1")
+    acks = await asyncio.gather(
+        *(caller.call("call:request", {"case_id": case}) for _ in range(3) for case in cases)
+    )
+    won = [a for a in acks if a["ok"]]
+    lost = [a for a in acks if not a["ok"]]
+    assert len(won) == 1, acks
+    assert {a["error"]["code"] for a in lost} == {"call_already_active"}
+    assert {a["error"]["call_id"] for a in lost} == {won[0]["call_id"]}
+    live = await rows(server, s.calls, s.calls.c.state == "ringing")
+    assert [r.id for r in live] == [won[0]["call_id"]]
+    assert (await caller.call("call:cancel", {"call_id": won[0]["call_id"]}))["ok"]
