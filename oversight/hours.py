@@ -9,11 +9,12 @@ requested after it, is read live.
 
 Validity works as for days: the triggers that bump ``report_days`` bump ``report_hours``
 too (0003), in the transaction of any change to one of the hour's calls or call members,
-however late (an answer just after the hour, a rating, a decline). A rebuild locks the
-hour's row, reads the source rows and records the version it built; a later change bumps the
-version past it and the hour is rebuilt, or read live, at the next report. Hours are whole
-hours since the Unix epoch: China keeps UTC+8, so each is also a local hour, and a local day
-is 24 of them. Rows of hours older than the day before are deleted as new ones are built.
+however late (an answer just after the hour, a rating, a decline). A rebuild makes sure the
+hour's row exists, reads its version, aggregates without a lock and records the version it
+read as built; a later change bumps the version past it and the hour is rebuilt, or read
+live, at the next report. Hours are whole hours since the Unix epoch: China keeps UTC+8, so
+each is also a local hour, and a local day is 24 of them. Rows of hours older than the day
+before are deleted as new ones are built.
 """
 
 from __future__ import annotations
@@ -73,26 +74,23 @@ async def stale_hours(conn: AsyncConnection, hours: Sequence[int]) -> list[int]:
 
 
 async def rebuild(db: Database, hours: Sequence[int], now: datetime) -> None:
-    """Roll up ``hours`` (one transaction per run of consecutive hours)."""
+    """Roll up ``hours`` per run of consecutive hours, as ``oversight.rollup`` rebuilds days:
+    the validity rows made sure of, their versions read, the hours aggregated without a lock,
+    then the hours still to build written in one short transaction with the versions read."""
     for first, after in runs(hours):
-        async with db.begin() as conn:
-            todo = await _lock(conn, [h for h in hours if first <= h < after])
-            if not todo:
-                continue
-            hourly, declines = s.report_hourly.c, s.report_hourly_declines.c
-            old = first - _KEEP
+        span = [h for h in hours if first <= h < after]
+        async with db.write() as conn:
+            insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
             await conn.execute(
-                sa.delete(s.report_hourly).where(sa.or_(hourly.hour.in_(todo), hourly.hour < old))
+                insert(s.report_hours)
+                .values([{"hour": hour, "version": 0} for hour in span])
+                .on_conflict_do_nothing()
             )
-            await conn.execute(
-                sa.delete(s.report_hourly_declines).where(
-                    sa.or_(declines.hour.in_(todo), declines.hour < old)
-                )
-            )
-            await conn.execute(sa.delete(s.report_hours).where(s.report_hours.c.hour < old))
+        async with db.connect() as conn:
+            read = await _versions(conn, span)
             rows: list[dict[str, Any]] = []
             decline_rows: list[dict[str, Any]] = []
-            for hour in todo:
+            for hour in sorted(read):
                 parts = await aggregate(
                     conn,
                     start=hour_start(hour),
@@ -104,32 +102,53 @@ async def rebuild(db: Database, hours: Sequence[int], now: datetime) -> None:
                 hour_rows, reasons = rollup.hourly_rows(parts, hour)
                 rows.extend(hour_rows)
                 decline_rows.extend(reasons)
-            await rollup.insert_rows(conn, s.report_hourly, rows)
-            await rollup.insert_rows(conn, s.report_hourly_declines, decline_rows)
+        if not read:
+            continue
+        async with db.write() as conn:
+            todo = sorted(await _versions(conn, sorted(read), lock=True))
+            if not todo:
+                continue
+            keep = set(todo)
+            hourly, declines = s.report_hourly.c, s.report_hourly_declines.c
+            old = first - _KEEP
+            await conn.execute(
+                sa.delete(s.report_hourly).where(sa.or_(hourly.hour.in_(todo), hourly.hour < old))
+            )
+            await conn.execute(
+                sa.delete(s.report_hourly_declines).where(
+                    sa.or_(declines.hour.in_(todo), declines.hour < old)
+                )
+            )
+            await conn.execute(sa.delete(s.report_hours).where(s.report_hours.c.hour < old))
+            await rollup.insert_rows(conn, s.report_hourly, [r for r in rows if r["hour"] in keep])
+            await rollup.insert_rows(
+                conn, s.report_hourly_declines, [r for r in decline_rows if r["hour"] in keep]
+            )
             h = s.report_hours.c
             await conn.execute(
                 sa.update(s.report_hours)
-                .where(h.hour.in_(todo))
-                .values(built_version=h.version, built_at=now)
+                .where(h.hour == sa.bindparam("b_hour"))
+                .values(built_version=sa.bindparam("b_version"), built_at=now),
+                [{"b_hour": hour, "b_version": read[hour]} for hour in todo],
             )
 
 
-async def _lock(conn: AsyncConnection, hours: Sequence[int]) -> list[int]:
-    """Create and lock the hours' validity rows; the hours still to build once locked."""
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    await conn.execute(
-        insert(s.report_hours)
-        .values([{"hour": hour, "version": 0} for hour in hours])
-        .on_conflict_do_nothing()
-    )
+async def _versions(
+    conn: AsyncConnection, hours: Sequence[int], *, lock: bool = False
+) -> dict[int, int]:
+    """The hours among ``hours`` still to build, with their version now; ``lock``: the rows
+    locked (PostgreSQL) until the transaction ends."""
     h = s.report_hours.c
-    rows = await conn.execute(
-        sa.select(h.hour, h.version, h.built_version)
-        .where(h.hour >= min(hours), h.hour <= max(hours))
-        .with_for_update()
+    query = sa.select(h.hour, h.version, h.built_version).where(
+        h.hour >= min(hours), h.hour <= max(hours)
     )
+    rows = await conn.execute(query.with_for_update() if lock else query)
     wanted = set(hours)
-    return sorted(r.hour for r in rows if r.hour in wanted and r.built_version != r.version)
+    return {
+        int(r.hour): int(r.version)
+        for r in rows
+        if r.hour in wanted and r.built_version != r.version
+    }
 
 
 async def refresh(db: Database, month: str, hours: Sequence[int], now: datetime) -> None:

@@ -10,10 +10,14 @@ Two parts, each with its own validity per day in ``report_days``:
 Database triggers (migration 0002) add 1 to a day's ``version`` in the transaction that
 changes one of its calls, call members or presence intervals, however late (a rating, a
 decline, an ``unnecessary`` mark, a presence interval closed or corrected). A rebuild first
-locks the day's ``report_days`` row, then reads the source rows, then records the version it
-built: a change committed before the lock is read; one after it bumps the version past the
-built one, so the day is rebuilt at the next report. Misses (their verdicts change for weeks)
-and absences are not rolled up: the report reads them live.
+makes sure the day's ``report_days`` row exists, then reads its version, then reads the
+source rows and computes, and last, in a short transaction that locks the row, writes the
+rows and records the version it read as built: a change committed before that version was
+read is in the source rows; one after it bumps the version past it, so the day is rebuilt at
+the next report. The reading and computing hold no lock: on SQLite a write transaction locks
+the whole database, and the offline part's computing takes seconds for a month of 5,000
+staff, which stalled every call request meanwhile (bench/signaling). Misses (their verdicts
+change for weeks) and absences are not rolled up: the report reads them live.
 
 Each part's current days of a month are then summed once into ``report_monthly`` /
 ``report_monthly_offline``; ``report_spans`` keeps which days and the sum of their built
@@ -22,10 +26,11 @@ versions, which any rebuild raises, so a stale sum is noticed and redone.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from itertools import chain
 from typing import Any
@@ -49,7 +54,8 @@ log = logging.getLogger(__name__)
 
 CALLS = "calls"
 OFFLINE = "offline"
-_BATCH = 5_000  # rows per INSERT statement
+_BATCH = 1_000  # rows per INSERT statement (the event loop runs between two)
+_YIELD_EVERY = 20  # staff members computed between two turns of the event loop (~4 ms)
 
 
 # --- validity -----------------------------------------------------------------------------
@@ -74,34 +80,79 @@ async def stale_days(conn: AsyncConnection, part: str, days: Sequence[date]) -> 
     return [day for day in days if day not in current]
 
 
-async def _lock(conn: AsyncConnection, part: str, days: Sequence[date]) -> list[date]:
-    """Create and lock the days' validity rows; the days still to build once locked (another
-    report may have built some while this one waited)."""
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    await conn.execute(
-        insert(s.report_days)
-        .values([{"day": day, "part": part, "version": 0} for day in days])
-        .on_conflict_do_nothing()
-    )
+async def _ensure(db: Database, part: str, days: Sequence[date]) -> None:
+    """The days' validity rows exist (version 0 if new) before anything is read: from then on
+    every change to a day bumps its version."""
+    async with db.write() as conn:
+        insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+        await conn.execute(
+            insert(s.report_days)
+            .values([{"day": day, "part": part, "version": 0} for day in days])
+            .on_conflict_do_nothing()
+        )
+
+
+async def _versions(
+    conn: AsyncConnection, part: str, days: Sequence[date], *, lock: bool = False
+) -> dict[date, int]:
+    """The days among ``days`` still to build, with their version now; ``lock``: the rows
+    locked (PostgreSQL) until the transaction ends."""
     d = s.report_days.c
-    rows = await conn.execute(
-        sa.select(d.day, d.version, d.built_version)
-        .where(d.part == part, d.day >= min(days), d.day <= max(days))
-        .with_for_update()
+    query = sa.select(d.day, d.version, d.built_version).where(
+        d.part == part, d.day >= min(days), d.day <= max(days)
     )
+    rows = await conn.execute(query.with_for_update() if lock else query)
     wanted = set(days)
-    return sorted(
-        as_date(r.day) for r in rows if as_date(r.day) in wanted and r.built_version != r.version
-    )
+    return {
+        as_date(r.day): int(r.version)
+        for r in rows
+        if as_date(r.day) in wanted and r.built_version != r.version
+    }
 
 
-async def _built(conn: AsyncConnection, part: str, days: Sequence[date], now: datetime) -> None:
-    d = s.report_days.c
-    await conn.execute(
-        sa.update(s.report_days)
-        .where(d.part == part, d.day.in_(list(days)))
-        .values(built_version=d.version, built_at=now)
-    )
+Computed = dict[sa.Table, list[dict[str, Any]]]
+
+
+async def _rebuild(
+    db: Database,
+    part: str,
+    days: Sequence[date],
+    now: datetime,
+    compute: Callable[[AsyncConnection, list[date]], Awaitable[Computed]],
+) -> None:
+    """Roll up ``days`` of ``part`` (module docstring): per run of consecutive days, the
+    validity rows made sure of, their versions read, ``compute`` (rows per table, each with
+    a ``day``) run without a lock, then each day still to build written in a short
+    transaction of its own: another node may have built some meanwhile."""
+    for first, after in runs(days):
+        span = [d for d in days if first <= d < after]
+        await _ensure(db, part, span)
+        async with db.connect() as conn:
+            read = await _versions(conn, part, span)
+            if not read:
+                continue
+            computed = await compute(conn, sorted(read))
+        per_day: dict[date, Computed] = {day: {table: [] for table in computed} for day in read}
+        for table, rows in computed.items():
+            for row in rows:
+                per_day[row["day"]][table].append(row)
+        d = s.report_days.c
+        for day in sorted(read):
+            # a transaction per day: others' writes (a call request) wait for one day's rows,
+            # not a month's (SQLite has one writer)
+            async with db.write() as conn:
+                if not await _versions(conn, part, [day], lock=True):
+                    continue  # built by another node meanwhile
+                for table, rows in per_day[day].items():
+                    await conn.execute(sa.delete(table).where(table.c.day == day))
+                    await _insert(conn, table, rows)
+                await conn.execute(
+                    sa.update(s.report_days)
+                    .where(d.part == part, d.day == day)
+                    .values(built_version=read[day], built_at=now)
+                )
+        async with db.write() as conn:
+            await _analyze(conn, list(chain(*computed.values())), *computed)
 
 
 async def _insert(conn: AsyncConnection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
@@ -121,28 +172,21 @@ async def _analyze(conn: AsyncConnection, rows: list[Any], *tables: sa.Table) ->
 
 
 async def rebuild_calls(db: Database, days: Sequence[date], now: datetime) -> None:
-    """Roll up the calls of ``days`` (one transaction per run of consecutive days)."""
-    for first, after in runs(days):
-        async with db.begin() as conn:
-            todo = await _lock(conn, CALLS, [d for d in days if first <= d < after])
-            if not todo:
-                continue
-            daily, declines = s.report_daily.c, s.report_daily_declines.c
-            await conn.execute(sa.delete(s.report_daily).where(daily.day.in_(todo)))
-            await conn.execute(sa.delete(s.report_daily_declines).where(declines.day.in_(todo)))
-            rows: list[dict[str, Any]] = []
-            decline_rows: list[dict[str, Any]] = []
-            for a, b in runs(todo):
-                parts = await aggregate(
-                    conn, start=day_start(a), end=day_start(b), hall_ids=None, by_day=True
-                )
-                daily_rows, reasons = _daily_rows(parts)
-                rows.extend(daily_rows)
-                decline_rows.extend(reasons)
-            await _insert(conn, s.report_daily, rows)
-            await _insert(conn, s.report_daily_declines, decline_rows)
-            await _built(conn, CALLS, todo, now)
-            await _analyze(conn, rows, s.report_daily, s.report_daily_declines)
+    """Roll up the calls of ``days``."""
+
+    async def compute(conn: AsyncConnection, todo: list[date]) -> Computed:
+        rows: list[dict[str, Any]] = []
+        decline_rows: list[dict[str, Any]] = []
+        for a, b in runs(todo):
+            parts = await aggregate(
+                conn, start=day_start(a), end=day_start(b), hall_ids=None, by_day=True
+            )
+            daily_rows, reasons = _daily_rows(parts)
+            rows.extend(daily_rows)
+            decline_rows.extend(reasons)
+        return {s.report_daily: rows, s.report_daily_declines: decline_rows}
+
+    await _rebuild(db, CALLS, days, now, compute)
 
 
 def _waits_text(waits: Counter[int]) -> str | None:
@@ -525,29 +569,27 @@ async def rebuild_offline(
         if window.home_side:
             periods = snap.window_periods(window.id)
             staff.update((account.id, periods) for account in snap.staff.get(window.id, ()))
-    for first, after in runs(days):
-        async with db.begin() as conn:
-            todo = await _lock(conn, OFFLINE, [d for d in days if first <= d < after])
-            if not todo:
-                continue
-            await conn.execute(sa.delete(s.report_offline).where(s.report_offline.c.day.in_(todo)))
-            rows: list[dict[str, Any]] = []
-            for a, b in runs(todo):
-                lo, hi = day_start(a), day_start(b)
-                online = await presence(conn, lo, hi)
-                wanted = [day for day in todo if a <= day < b]
-                for account_id, periods in sorted(staff):
-                    key, month_open = opening[periods]
-                    clipped = [(max(x, lo), min(y, hi)) for x, y in month_open if x < hi and y > lo]
-                    seconds = by_day(offline_intervals(clipped, online.get(account_id, ())))
-                    rows.extend(
-                        {"day": day, "account_id": account_id, "hours_key": key,
-                         "offline_us": seconds.get(day, 0)}
-                        for day in wanted
-                    )  # fmt: skip
-            await _insert(conn, s.report_offline, rows)
-            await _built(conn, OFFLINE, todo, now)
-            await _analyze(conn, rows, s.report_offline)
+
+    async def compute(conn: AsyncConnection, todo: list[date]) -> Computed:
+        rows: list[dict[str, Any]] = []
+        for a, b in runs(todo):
+            lo, hi = day_start(a), day_start(b)
+            online = await presence(conn, lo, hi)
+            wanted = [day for day in todo if a <= day < b]
+            for n, (account_id, periods) in enumerate(sorted(staff)):
+                if n % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # a month of 5,000 staff is seconds of work
+                key, month_open = opening[periods]
+                clipped = [(max(x, lo), min(y, hi)) for x, y in month_open if x < hi and y > lo]
+                seconds = by_day(offline_intervals(clipped, online.get(account_id, ())))
+                rows.extend(
+                    {"day": day, "account_id": account_id, "hours_key": key,
+                     "offline_us": seconds.get(day, 0)}
+                    for day in wanted
+                )  # fmt: skip
+        return {s.report_offline: rows}
+
+    await _rebuild(db, OFFLINE, days, now, compute)
 
 
 async def presence(

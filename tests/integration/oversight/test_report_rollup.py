@@ -250,3 +250,43 @@ async def test_the_server_rolls_up_finished_days_in_the_background(start_server:
     expected = {str(day) for day in finished_days(month_of(now), now)}
     built = {day for day, part in await versions(server) if part == "calls"}
     assert expected <= built
+
+
+async def test_a_change_while_the_rollup_computes_leaves_the_day_stale(
+    start_server: Any, monkeypatch: Any
+) -> None:
+    """The rollup reads and computes without a lock (a write transaction on SQLite locks the
+    whole database): a rating given meanwhile is not in what it computed, so the day must
+    stay stale after it, not be marked built with the rating missing."""
+    import oversight.rollup as rollup
+
+    server = await start_server()
+    d = await demo(server)
+    call_ids = await a_month(server, d, random.Random(7))
+    m = s.call_members.c
+    aggregate = rollup.aggregate
+    changed: list[bool] = []
+
+    async def aggregate_then_rate(conn: Any, **kwargs: Any) -> Any:
+        parts = await aggregate(conn, **kwargs)
+        if not changed:  # the first day run is read: now a late rating of 1 October's call
+            changed.append(True)
+            await execute(
+                server,
+                sa.update(s.call_members)
+                .where(m.call_id == call_ids[0], m.role == "caller")
+                .values(rating=3, rated_at=AFTER),
+            )
+        return parts
+
+    monkeypatch.setattr(rollup, "aggregate", aggregate_then_rate)
+    async with server.services.db.connect() as conn:
+        snap = await load_snapshot(conn, calendar_fallback="weekdays")
+    await refresh_rollup(server.services.db, snap, AFTER)
+    assert changed
+    built = await versions(server)
+    version, built_version = built[("2026-10-01", "calls")]
+    assert built_version is not None and version > built_version, "the rating is not rolled up"
+    assert built[("2026-10-02", "calls")][0] == built[("2026-10-02", "calls")][1]
+    monkeypatch.setattr(rollup, "aggregate", aggregate)
+    await both(server, d, AFTER)  # rebuilt with the rating, equal to the raw rows
