@@ -15,8 +15,8 @@ SQLAlchemy. On any other driver (asyncpg) the statement goes through SQLAlchemy 
 ``changes`` runs several changes of one transaction in a single hand-off: the call request's
 four INSERTs (call, members, event, deadlines) cost one thread round trip instead of four.
 It calls aiosqlite's own queue (``Connection._execute``, the method its public ``execute``
-uses, pinned with aiosqlite in pyproject.toml; ``tests/unit/signaling/test_sqlfast.py`` fails
-if that changes) and falls back to one hand-off per change if it is missing.
+uses; aiosqlite is pinned in pyproject.toml, and ``tests/integration/storage/test_writes.py``
+fails if that changes) and falls back to one hand-off per change if it is missing.
 
 Only for statements built once (module constants): the cache is keyed by the statement
 object. No expanding IN parameters, no Python-side column defaults (the call tables have none).
