@@ -143,6 +143,7 @@ class Server:
     proc: subprocess.Popen[bytes]
     port: int
     log: Path
+    started: float = field(default_factory=time.monotonic)
 
     @property
     def url(self) -> str:
@@ -351,6 +352,10 @@ def run_staff_count(
             if args.gc_freeze:
                 frozen = bench_stats(server, path="gc-freeze")["frozen"]
                 say(f"[{staff}] server: gc.freeze() of {frozen} objects")
+            settle = args.settle - (time.monotonic() - server.started)
+            if settle > 0:
+                say(f"[{staff}] waiting {settle:.0f} s (--settle: {args.settle:g} s after start)")
+                time.sleep(settle)
             if args.warmup > 0:
                 _phase(pipes, server, staff, 20.0, args.warmup, 0, args)
             rows = []
@@ -537,6 +542,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connect-concurrency", type=int, default=50, help="per client process")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds at 20/s, not reported")
     parser.add_argument("--pause", type=float, default=2.0, help="seconds between phases")
+    parser.add_argument("--settle", type=float, default=0.0,
+                        help="seconds after the server's start before the first phase (its "
+                        "first report rollup runs 120 s after start)")  # fmt: skip
     parser.add_argument("--database-url", default=None,
                         help="postgresql+asyncpg://user@host:port[/name]: a database is created "
                         "(name or tongban_bench_<pid>, must not exist) and dropped")  # fmt: skip

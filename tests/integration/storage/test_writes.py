@@ -134,11 +134,10 @@ async def test_a_missed_compare_and_set_writes_nothing_after_it(db: Database) ->
     assert await _actors(db) == []
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # aiosqlite's hand-offs: SQLite only
 async def test_ending_nothing_costs_no_hand_off(
     db: Database, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if backend != "sqlite":
-        pytest.skip("aiosqlite's hand-offs: SQLite only")
     async with db.connect() as conn:  # a pooled connection exists
         await conn.scalar(sa.select(1))
     counter = HandOffs(monkeypatch)
