@@ -213,7 +213,7 @@ async def compact(db: Database, month: str, hours: Sequence[int], now: datetime)
         if conn.dialect.name == "postgresql":  # the hours' versions and rows from one snapshot
             await conn.execution_options(isolation_level="REPEATABLE READ")
         try:
-            async with conn.begin():
+            async with conn.begin(), db.writing(conn):  # SQLite: in the writers' queue
                 await _compact(conn, month, hours, now)
         except sa.exc.DBAPIError as err:
             code = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)

@@ -483,7 +483,7 @@ async def compact(
             # the days' versions and rows read from one snapshot
             await conn.execution_options(isolation_level="REPEATABLE READ")
         try:
-            async with conn.begin():
+            async with conn.begin(), db.writing(conn):  # SQLite: in the writers' queue
                 await _compact(conn, part, month, first, after, now)
         except sa.exc.DBAPIError as err:
             code = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)

@@ -76,6 +76,16 @@ class Database:
             finally:
                 _writing.reset(token)
 
+    async def checkpoint(self) -> tuple[int, int] | None:
+        """On SQLite, copy what the WAL holds into the database file, beside the writers
+        (PASSIVE: it waits for nobody); the WAL's pages and how many are now copied. None
+        elsewhere. For an engine made with ``background_checkpoints`` (storage/db.py)."""
+        if self.engine.dialect.name != "sqlite":
+            return None
+        async with self.engine.connect() as conn:
+            row: Any = (await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")).one()
+        return int(row[1]), int(row[2])  # (busy, pages in the WAL, pages copied)
+
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as conn:

@@ -39,8 +39,15 @@ def _skip_idle_ends(engine: AsyncEngine) -> None:
     dialect.do_rollback = do_rollback  # type: ignore[method-assign,assignment]
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
+def create_engine(url: str, *, background_checkpoints: bool = False, **kwargs: Any) -> AsyncEngine:
+    """An async engine; SQLite gets WAL, foreign keys and a busy timeout on every connection.
+
+    ``background_checkpoints`` (the server, which runs ``Database.checkpoint`` every second):
+    SQLite's automatic checkpoint is off. It runs inside the commit that fills the WAL past
+    1,000 pages, copying them into the database file and syncing it, so one writer in
+    ~1,000 pages (a few seconds of call requests) took tens to hundreds of ms to commit, and
+    the writers queued behind it (storage/database.py) waited as long. A checkpoint of its own
+    runs beside the writers instead."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -59,6 +66,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            if background_checkpoints:
+                cur.execute("PRAGMA wal_autocheckpoint=0")
             # FULL: a commit is on disk before the action is reported done (DESIGN.md, "Data
             # that must never be lost"); NORMAL could lose the last commits at a power cut
             cur.execute("PRAGMA synchronous=FULL")

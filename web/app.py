@@ -18,6 +18,7 @@ from directory.service import DirectoryService
 from storage.database import Database
 from storage.db import create_engine, migrate
 from tongban.clock import Clock, SystemClock
+from tongban.periodic import Periodic
 from tongban.settings import Settings
 from web import api_accounts, api_admin, api_cases, api_duty
 from web.http import errors_middleware, ok, origin_middleware
@@ -48,9 +49,12 @@ def create_app(
     the_clock = clock or SystemClock()
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-        db = Database(create_engine(settings.database_url))
+        db = Database(create_engine(settings.database_url, background_checkpoints=True))
         directory: DirectoryService | None = None
+        checkpoints = Periodic(db.checkpoint, name="sqlite checkpoint", first_after=1.0, every=1.0)
         try:
+            if db.dialect == "sqlite":
+                checkpoints.start()
             if run_migrations:
                 await migrate(db.engine)
             sessions = SessionService(
@@ -94,6 +98,7 @@ def create_app(
         finally:
             if isinstance(directory, ClusterDirectory):
                 await directory.close()
+            await checkpoints.close()
             await db.close()
 
     app.cleanup_ctx.append(services_ctx)

@@ -11,7 +11,8 @@ benchmark's population of ``--staff`` staff, bench/signaling/dataset.py), then
 
 - the loop: a task sleeping 1 ms in a loop; each wake-up later than 5 ms is a stall;
 - the writer: a task committing a one-row write every 10 ms through ``Database.write()`` when
-  the code has it (else ``begin()``), as the call path does; the time each waits.
+  the code has it (else ``begin()``), as the call path does; the time each waits;
+- where the code has them, the server's background WAL checkpoints, once a second.
 
 Prints the rollup's time, the loop's stalls (count over 10 ms, longest) and the writer's waits
 (p50, p99, longest). Runs against whatever code is importable: PYTHONPATH set to an older
@@ -51,7 +52,10 @@ async def _measure(db_url: str) -> dict[str, Any]:
     from storage.db import create_engine
     from tongban.clock import SystemClock
 
-    db = Database(create_engine(db_url))
+    try:  # as the server opens it (storage/db.py), where the code has background checkpoints
+        db = Database(create_engine(db_url, background_checkpoints=True))
+    except TypeError:
+        db = Database(create_engine(db_url))
     snap = await DirectoryService(db, SystemClock(), calendar_fallback="weekdays").reload()
     stalls: list[float] = []
     waits: list[float] = []
@@ -75,7 +79,14 @@ async def _measure(db_url: str) -> dict[str, Any]:
             waits.append((time.perf_counter() - t) * 1000)
             await asyncio.sleep(0.01)
 
+    async def checkpoints() -> None:  # as web/app.py runs them
+        while not done.is_set():
+            await asyncio.sleep(1.0)
+            await db.checkpoint()
+
     probes = [asyncio.create_task(loop_probe()), asyncio.create_task(writer_probe())]
+    if hasattr(db, "checkpoint"):
+        probes.append(asyncio.create_task(checkpoints()))
     await asyncio.sleep(0.5)  # the probes' own baseline
     t0 = time.perf_counter()
     await refresh_rollup(db, snap, datetime.now(UTC))

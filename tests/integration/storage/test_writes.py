@@ -152,3 +152,28 @@ async def test_ending_nothing_costs_no_hand_off(
         await sqlfast.change(conn, INSERT, _row(2))
     assert counter.count == 4, "a change, then its commit"
     assert await _actors(db) == ["t1", "t2"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # PostgreSQL has no WAL file to copy
+async def test_the_servers_checkpoint_runs_beside_the_writers(
+    database_url: str, backend: str
+) -> None:
+    """With background checkpoints the commits never copy the WAL themselves (SQLite's
+    automatic checkpoint is off); Database.checkpoint copies all of it."""
+    db = Database(create_engine(database_url, background_checkpoints=True))
+    try:
+        async with db.connect() as conn:
+            assert await conn.scalar(sa.text("PRAGMA wal_autocheckpoint")) == 0
+        for n in range(300):  # more than SQLite's 1,000-page threshold would let pile up
+            async with db.write() as conn:
+                await conn.execute(INSERT, [_row(n)] * 20)
+        pages, copied = await db.checkpoint() or (0, 0)
+        assert pages > 0 and copied == pages
+    finally:
+        await db.close()
+    plain = Database(create_engine(database_url))
+    try:
+        async with plain.connect() as conn:
+            assert await conn.scalar(sa.text("PRAGMA wal_autocheckpoint")) == 1000
+    finally:
+        await plain.close()
