@@ -47,10 +47,14 @@ class Database:
             async with self.engine.begin() as conn:
                 yield conn
             return
-        async with self._write_lock:
+        # the connection first, then the turn: the order writing() takes them in. The other
+        # way round, a writer holding the turn waited for a pooled connection while every
+        # pooled connection was held by a request waiting for the turn (bench/signaling,
+        # a node hung during its first rollup)
+        async with self.engine.connect() as conn, self._write_lock:
             token = _writing.set(self)
             try:
-                async with self.engine.begin() as conn:
+                async with conn.begin():
                     yield conn
             finally:
                 _writing.reset(token)

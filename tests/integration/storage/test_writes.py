@@ -79,6 +79,12 @@ async def test_writers_take_turns_in_order_and_a_nested_write_does_not_wait(
                 assert await inner.scalar(sa.select(1)) == 1
             await asyncio.sleep(0.01)  # others arrive meanwhile and queue
 
+    async def pooled() -> None:  # eight pooled connections, so that none is opened below
+        async with db.connect() as conn:
+            await conn.scalar(sa.select(1))
+            await asyncio.sleep(0.05)
+
+    await asyncio.gather(*(pooled() for _ in range(8)))
     tasks = []
     for n in range(8):
         tasks.append(asyncio.create_task(writer(n)))
@@ -177,3 +183,41 @@ async def test_the_servers_checkpoint_runs_beside_the_writers(
             assert await conn.scalar(sa.text("PRAGMA wal_autocheckpoint")) == 1000
     finally:
         await plain.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # the writer's turn exists on SQLite only
+async def test_a_full_pool_of_waiting_writers_does_not_hang_the_writer_whose_turn_it_is(
+    database_url: str, backend: str
+) -> None:
+    """Requests hold a pooled connection (their reads) while they wait for the writer's turn;
+    write() used to take the turn first and then wait for a connection that none of them
+    would give back (a node hung during its first report rollup under 100 requests/s)."""
+    db = Database(create_engine(database_url, pool_size=2, max_overflow=0, pool_timeout=3))
+    first_has_turn = asyncio.Event()
+
+    async def first() -> None:
+        async with db.begin() as conn, db.writing(conn):
+            first_has_turn.set()
+            await sqlfast.change(conn, INSERT, _row(1))
+            await asyncio.sleep(0.2)
+
+    async def whole_transaction() -> None:
+        async with db.write() as conn:
+            await sqlfast.change(conn, INSERT, _row(2))
+
+    async def reads_then_writes(n: int) -> None:
+        async with db.begin() as conn:
+            await conn.scalar(sa.select(1))
+            async with db.writing(conn):
+                await sqlfast.change(conn, INSERT, _row(n))
+
+    try:
+        holder = asyncio.create_task(first())
+        await first_has_turn.wait()
+        tasks = [asyncio.create_task(whole_transaction())]
+        await asyncio.sleep(0.01)
+        tasks += [asyncio.create_task(reads_then_writes(n)) for n in (3, 4)]
+        await asyncio.wait_for(asyncio.gather(holder, *tasks), 10)
+        assert sorted(await _actors(db)) == ["t1", "t2", "t3", "t4"]
+    finally:
+        await db.close()
