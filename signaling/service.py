@@ -213,6 +213,14 @@ CANCEL_DEADLINES_OF_KINDS = CANCEL_DEADLINES.where(
 )
 
 
+def _event_row(
+    call_id: str, kind: str, at: datetime, actor: int | None, detail: dict[str, Any] | None
+) -> sqlfast.Change:
+    """One ``call_events`` row as a change for ``sqlfast``."""
+    params = {"call_id": call_id, "at": at, "kind": kind, "actor_id": actor, "detail": detail}
+    return INSERT_EVENT, params
+
+
 async def _member(conn: AsyncConnection, call_id: str, account_id: int) -> Any:
     """The account's row in the call's members, or None."""
     query = sa.select(s.call_members).where(
@@ -339,11 +347,7 @@ class CallService:
         actor: int | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        await sqlfast.change(
-            conn,
-            INSERT_EVENT,
-            {"call_id": call_id, "at": at, "kind": kind, "actor_id": actor, "detail": detail},
-        )
+        await sqlfast.change(conn, *_event_row(call_id, kind, at, actor, detail))
 
     async def _deadline(
         self, conn: AsyncConnection, call_id: str, kind: str, due: datetime
@@ -562,18 +566,12 @@ class CallService:
                                     for a in on_duty
                                 ],
                             ),
-                            (
-                                INSERT_EVENT,
-                                {
-                                    "call_id": call_id,
-                                    "at": now,
-                                    "kind": "requested",
-                                    "actor_id": caller.id,
-                                    "detail": {
-                                        "window": window.code,
-                                        "on_duty": [a.username for a in on_duty],
-                                    },
-                                },
+                            _event_row(
+                                call_id,
+                                "requested",
+                                now,
+                                caller.id,
+                                {"window": window.code, "on_duty": [a.username for a in on_duty]},
                             ),
                             (
                                 INSERT_DEADLINES,
@@ -812,16 +810,7 @@ class CallService:
             steps: list[sqlfast.Change] = [
                 (STORE_CALL, self._stored(call, after)),
                 (CANCEL_DEADLINES, {"b_call_id": call_id}),
-                (
-                    INSERT_EVENT,
-                    {
-                        "call_id": call_id,
-                        "at": now,
-                        "kind": "ended",
-                        "actor_id": actor,
-                        "detail": {"reason": reason, "state": after.state},
-                    },
-                ),
+                _event_row(call_id, "ended", now, actor, {"reason": reason, "state": after.state}),
             ]
             if after.answered_by is not None:
                 steps.append((LEAVE_CALL, {"b_call_id": call_id, "left_at": now}))

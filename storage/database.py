@@ -43,7 +43,7 @@ class Database:
         request then waited up to 6 s (bench/signaling). Here, on SQLite, the writers of
         this process queue for it in order instead and each is woken the moment the one
         before has committed. PostgreSQL locks rows, not the database: a plain begin()."""
-        if self.engine.dialect.name != "sqlite" or _writing.get() is self:
+        if not self._queues():
             async with self.engine.begin() as conn:
                 yield conn
             return
@@ -51,13 +51,8 @@ class Database:
         # way round, a writer holding the turn waited for a pooled connection while every
         # pooled connection was held by a request waiting for the turn (bench/signaling,
         # a node hung during its first rollup)
-        async with self.engine.connect() as conn, self._write_lock:
-            token = _writing.set(self)
-            try:
-                async with conn.begin():
-                    yield conn
-            finally:
-                _writing.reset(token)
+        async with self.engine.connect() as conn, self._turn(), conn.begin():
+            yield conn
 
     @asynccontextmanager
     async def writing(self, conn: AsyncConnection) -> AsyncIterator[None]:
@@ -65,18 +60,27 @@ class Database:
         SQLite queued as write() queues and committed before the next writer is let in (the
         reads before need no turn: they do not hold SQLite's write lock); elsewhere nothing,
         the transaction commits when begin() ends."""
-        if self.engine.dialect.name != "sqlite" or _writing.get() is self:
+        if not self._queues():
             yield
             return
-        async with self._write_lock:
-            token = _writing.set(self)
+        async with self._turn():
             try:
                 yield
             except BaseException:
                 await conn.rollback()  # before the next writer, who would meet SQLite's lock
                 raise
-            else:
-                await conn.commit()
+            await conn.commit()
+
+    def _queues(self) -> bool:
+        """Whether a writer here waits for the turn: on SQLite, unless it holds it already."""
+        return self.engine.dialect.name == "sqlite" and _writing.get() is not self
+
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        async with self._write_lock:
+            token = _writing.set(self)
+            try:
+                yield
             finally:
                 _writing.reset(token)
 
