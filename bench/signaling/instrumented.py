@@ -60,6 +60,10 @@ def _install() -> None:
     if os.environ.get("TB_BENCH_GC_THRESHOLD"):
         gc.set_threshold(*(int(x) for x in os.environ["TB_BENCH_GC_THRESHOLD"].split(",")))
 
+    # experiments on the GIL's switch interval (CPython's is 0.005 s)
+    if os.environ.get("TB_BENCH_SWITCH_INTERVAL"):
+        sys.setswitchinterval(float(os.environ["TB_BENCH_SWITCH_INTERVAL"]))
+
     import storage.db
     import web.app as tongban_app
 
@@ -109,6 +113,35 @@ def _install() -> None:
 
     tongban_app.create_app = create_app
     gc.callbacks.append(_on_gc)
+    _time_turns()
+
+
+TURNS: dict[str, float] = {"count": 0, "wait_s": 0.0, "hold_s": 0.0, "max_wait_ms": 0.0}
+
+
+def _time_turns() -> None:
+    """How long writers wait for SQLite's writer's turn (storage/database.py) and hold it:
+    hold_s over the phase's seconds is how busy the single writer is."""
+    from contextlib import asynccontextmanager
+
+    from storage.database import Database
+
+    turn = Database._turn
+
+    @asynccontextmanager
+    async def timed(self: Database) -> Any:
+        asked = time.perf_counter()
+        async with turn(self):
+            got = time.perf_counter()
+            TURNS["count"] += 1
+            TURNS["wait_s"] += got - asked
+            TURNS["max_wait_ms"] = max(TURNS["max_wait_ms"], (got - asked) * 1000)
+            try:
+                yield
+            finally:
+                TURNS["hold_s"] += time.perf_counter() - got
+
+    Database._turn = timed  # type: ignore[method-assign]
 
 
 async def _stats(request: web.Request) -> web.Response:
@@ -123,10 +156,11 @@ async def _stats(request: web.Request) -> web.Response:
     if request.query.get("objects"):
         # listing ~10^6 objects blocks the loop for ~0.1 s: only when asked, not per phase
         collector["tracked_objects"] = len(gc.get_objects())
-    answer = web.json_response({"sql": dict(STATEMENTS), "gc": collector})
+    answer = web.json_response({"sql": dict(STATEMENTS), "gc": collector, "turns": dict(TURNS)})
     if request.query.get("reset"):
         GC["max_ms"] = 0.0
         GC["over_10ms"] = 0
+        TURNS["max_wait_ms"] = 0.0
     return answer
 
 

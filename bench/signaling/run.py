@@ -435,6 +435,16 @@ def _phase(
         long = [c for c in gc1.get("long", []) if c not in gc0.get("long", [])]
         if long:  # which generation, how many objects it freed
             say(f"{rate:g}/s: collections over 10 ms: {long}")
+        t0, t1 = stats0.get("turns"), stats1.get("turns")
+        if t0 and t1 and t1["count"] > t0["count"]:  # SQLite's writer's turn
+            turns = t1["count"] - t0["count"]
+            say(
+                f"{rate:g}/s: writer's turn {turns / seconds:.0f}/s, held "
+                f"{100 * (t1['hold_s'] - t0['hold_s']) / seconds:.0f} % of the phase "
+                f"({1000 * (t1['hold_s'] - t0['hold_s']) / turns:.2f} ms each), wait "
+                f"{1000 * (t1['wait_s'] - t0['wait_s']) / turns:.1f} ms mean, "
+                f"max {t1['max_wait_ms']:.0f} ms"
+            )
     row.host_cpu = 100.0 * (host1[0] - host0[0]) / max(1, host1[1] - host0[1])
     for a in answers:
         row.sent += a["sent"]
