@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -18,11 +20,28 @@ from storage import schema
 # task does not wait for itself)
 _writing: ContextVar[Database | None] = ContextVar("tongban_db_writing", default=None)
 
+# the Databases with a direct connection, by their engine (what a connection leads back to)
+_direct_dbs: WeakKeyDictionary[sa.Engine, Database] = WeakKeyDictionary()
+
+
+def direct_for(conn: AsyncConnection) -> sqlite3.Connection | None:
+    """The direct connection (``Database.direct``) of the Database this connection is from."""
+    db = _direct_dbs.get(conn.sync_engine)
+    return db.direct() if db is not None else None
+
 
 class Database:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, direct: bool = False) -> None:
+        """``direct`` (the server, SQLite file databases only): the call path's short reads
+        and writes run on a connection of the event loop's own thread (``direct()``); the
+        engine must be made with ``background_checkpoints``, as that connection never
+        checkpoints the WAL itself."""
         self.engine = engine
         self._write_lock = asyncio.Lock()
+        self._direct_wanted = direct and _sqlite_file(engine) is not None
+        self._direct: sqlite3.Connection | None = None
+        if self._direct_wanted:
+            _direct_dbs[engine.sync_engine] = self
 
     @property
     def dialect(self) -> str:
@@ -94,13 +113,53 @@ class Database:
             row: Any = (await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")).one()
         return int(row[1]), int(row[2])  # (busy, pages in the WAL, pages copied)
 
+    def direct(self) -> sqlite3.Connection | None:
+        """A SQLite connection used on the event loop's thread, without aiosqlite (None
+        unless asked for, and on other databases); signaling/sqlfast.py runs the call path's
+        statements on it.
+
+        Why: every statement aiosqlite runs on its thread must take the GIL back from the
+        event loop after each of sqlite3's calls, and the loop lets it go only every
+        ``sys.getswitchinterval()`` (5 ms) while it is busy. A writer's turn that needed
+        0.5 ms of SQLite held it for 10-12 ms at 50-100 call requests/s with 5,000 staff
+        (bench/signaling, ``--instrument``), so the single writer was busy all the time and
+        requests queued for seconds. Here the same statements take their 0.1-0.5 ms (a
+        commit's fsync included) in the loop itself, holding the turn no longer than that.
+
+        Autocommit (transactions are begun explicitly), foreign keys on, FULL sync like the
+        pool's, and no busy wait: a statement that meets another connection's lock fails at
+        once with "database is locked" and the caller goes the pooled way instead."""
+        if not self._direct_wanted:
+            return None
+        if self._direct is None:
+            path = _sqlite_file(self.engine)
+            assert path is not None
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=0")
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # the server's checkpoints do it
+            self._direct = conn
+        return self._direct
+
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as conn:
             yield conn
 
     async def close(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
+            self._direct = None
         await self.engine.dispose()
+
+
+def _sqlite_file(engine: AsyncEngine) -> str | None:
+    """The file of a SQLite database on disk (None for memory or another database)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return url.database
 
 
 async def audit(

@@ -49,7 +49,9 @@ def create_app(
     the_clock = clock or SystemClock()
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-        db = Database(create_engine(settings.database_url, background_checkpoints=True))
+        db = Database(
+            create_engine(settings.database_url, background_checkpoints=True), direct=True
+        )
         directory: DirectoryService | None = None
         checkpoints = Periodic(db.checkpoint, name="sqlite checkpoint", first_after=1.0, every=1.0)
         try:

@@ -7,6 +7,7 @@ end cost no hand-off. On PostgreSQL the same calls behave as plain transactions.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -221,3 +222,97 @@ async def test_a_full_pool_of_waiting_writers_does_not_hang_the_writer_whose_tur
         assert sorted(await _actors(db)) == ["t1", "t2", "t3", "t4"]
     finally:
         await db.close()
+
+
+@pytest.fixture
+async def direct_db(database_url: str) -> AsyncIterator[Database]:
+    """The server's Database: the call path's statements on the event loop's own connection."""
+    database = Database(create_engine(database_url, background_checkpoints=True), direct=True)
+    yield database
+    await database.close()
+
+
+BY_ACTOR = sa.select(NOTE.c.id, NOTE.c.actor).where(NOTE.c.actor == sa.bindparam("who"))
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # the direct connection is SQLite's
+async def test_direct_queries_and_commits_need_no_hand_off(
+    direct_db: Database, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = direct_db
+    assert db.direct() is not None
+    async with db.connect() as conn:  # a pooled connection exists (opening one is hand-offs)
+        await conn.scalar(sa.select(1))
+    counter = HandOffs(monkeypatch)
+    async with db.begin() as conn:
+        assert await sqlfast.fetch(conn, BY_ACTOR, {"who": "t1"}) == []
+        async with db.writing(conn):
+            counts = await sqlfast.changes(
+                conn, [(INSERT, _row(1)), (INSERT, [_row(2), _row(3)])], commit=True
+            )
+        assert counts == [1, 2]
+        assert [r.actor for r in await sqlfast.fetch(conn, BY_ACTOR, {"who": "t2"})] == ["t2"]
+    assert counter.count == 0, "no trip to aiosqlite's thread"
+    assert await _actors(db) == ["t1", "t2", "t3"], "committed: the pool's connections see it"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_direct_changes_keep_nothing_of_a_failed_or_missed_write(
+    direct_db: Database, backend: str
+) -> None:
+    db = direct_db
+    taken = {**_row(1), "id": 10**6}
+    async with db.begin() as conn, db.writing(conn):
+        await sqlfast.changes(conn, [(INSERT, taken)], commit=True)
+    with pytest.raises(sqlite3.IntegrityError):  # what the call service turns into a Conflict
+        async with db.begin() as conn, db.writing(conn):
+            await sqlfast.changes(conn, [(INSERT, _row(2)), (INSERT, taken)], commit=True)
+    missing = sa.update(NOTE).where(NOTE.c.actor == sa.bindparam("b_actor")).values(result="x")
+    async with db.begin() as conn, db.writing(conn):
+        counts = await sqlfast.changes(
+            conn, [(missing, {"b_actor": "nobody"}), (INSERT, _row(3))],
+            commit=True, first_changes=1,
+        )  # fmt: skip
+    assert counts == [0]
+    direct = db.direct()
+    assert direct is not None and not direct.in_transaction
+    assert await _actors(db) == ["t1"], "t2 rolled back with the failed insert, t3 never ran"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_direct_changes_wait_in_aiosqlites_thread_for_another_connections_lock(
+    direct_db: Database, backend: str, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process (``tongban purge``, say) or a write outside the turn holds SQLite's
+    lock: the direct connection does not wait on the loop; the changes go the pooled way and
+    wait there for the lock, and nothing is lost."""
+    db = direct_db
+    other = sqlite3.connect(database_url.split("///", 1)[1], isolation_level=None)
+    counter = HandOffs(monkeypatch)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+
+        async def write() -> list[int]:
+            async with db.begin() as conn, db.writing(conn):
+                return await sqlfast.changes(conn, [(INSERT, _row(1))], commit=True)
+
+        task = asyncio.create_task(write())
+        await asyncio.sleep(0.3)
+        assert not task.done(), "waits for the other writer (not on the event loop)"
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(task, 10) == [1]
+    finally:
+        other.close()
+    assert counter.count >= 1, "went through aiosqlite's thread"
+    assert await _actors(db) == ["t1"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_query_inside_a_transaction_sees_its_own_writes(
+    direct_db: Database, backend: str
+) -> None:
+    async with direct_db.begin() as conn:
+        await sqlfast.change(conn, INSERT, _row(1))  # not committed yet
+        assert [r.actor for r in await sqlfast.fetch(conn, BY_ACTOR, {"who": "t1"})] == ["t1"]
+        await conn.rollback()
+    assert await _actors(direct_db) == []
