@@ -113,17 +113,36 @@ class MediaBridge:
         await self.open_local(call_id, worker)
 
     async def open_local(self, call_id: str, worker: int | None) -> None:
+        """Carry the call's media here, unless another node has claimed it.
+
+        The claim is a compare-and-set on ``calls.media_node``: a node that asked another to
+        take the call and gave up waiting carries it itself, and the other node may still
+        get to it; whichever claims first carries the media, the other opens nothing (before,
+        both did, and the media that signaling no longer pointed at stayed open). A request
+        repeated to the node that carries the call opens nothing either."""
+        mine = s.calls.c.id == call_id
         async with self._db.begin() as conn:
-            row = (await conn.execute(sa.select(s.calls).where(s.calls.c.id == call_id))).one()
-            await conn.execute(
-                sa.update(s.calls).where(s.calls.c.id == call_id).values(media_node=self.node_id)
+            row = (await conn.execute(sa.select(s.calls).where(mine))).one()
+            claimed = await conn.execute(
+                sa.update(s.calls)
+                .where(mine, s.calls.c.media_node.is_(None))
+                .values(media_node=self.node_id)
             )
+        if claimed.rowcount != 1:
+            log.info("call %s: its media is already carried by another node", call_id)
+            return
         started: datetime = row.answered_at or self._clock.now()
         dump = await self.recordings.start(call_id, row.case_id, started)
         try:
             await self.host.open_call(call_id, dump, worker=worker)
         except Exception:
             self.recordings.finish_soon(call_id)  # an empty dump: the row says why
+            async with self._db.begin() as conn:  # another node may try (call_answered)
+                await conn.execute(
+                    sa.update(s.calls)
+                    .where(mine, s.calls.c.media_node == self.node_id)
+                    .values(media_node=None)
+                )
             raise
         await self.emit_to_call(
             call_id, "call:recording", {"call_id": call_id, "state": "recording"}
