@@ -137,7 +137,9 @@ def _request_query() -> sa.Select[Any]:
         sa.select(s.calls.c.id)
         .where(
             s.calls.c.caller_id == sa.bindparam("caller_id"),
-            sa.or_(*(s.calls.c.state == state for state in sorted(cs.LIVE_STATES))),
+            # the partial unique index's own condition, in its words, so that SQLite and
+            # PostgreSQL look the caller up in it (a bound parameter per state they cannot)
+            s.LIVE_CALL,
         )
         .limit(1)
         .scalar_subquery()

@@ -95,6 +95,10 @@ window_matters = sa.Table(
     sa.Column("matter_id", sa.Integer, sa.ForeignKey("matters.id"), primary_key=True),
     sa.Column("region_code", sa.String(12), primary_key=True),
 )
+# routing a case: which window owns this matter in this region (the key starts with the window)
+sa.Index(
+    "ix_window_matters_matter_region", window_matters.c.matter_id, window_matters.c.region_code
+)
 
 # Weekly opening periods of a hall. ``days``: "workday" (every working day on the Chinese
 # calendar, adjusted weekend days included), "restday", or "everyday".
@@ -142,6 +146,8 @@ account_windows = sa.Table(
     sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id"), primary_key=True),
     sa.Column("window_id", sa.Integer, sa.ForeignKey("windows.id"), primary_key=True),
 )
+# who is assigned to a window (the key starts with the account)
+sa.Index("ix_account_windows_window_id", account_windows.c.window_id)
 
 # A supervisor marks staff absent (leave, training, another duty): not on duty then.
 absences = sa.Table(
@@ -391,13 +397,16 @@ sa.Index(
 
 # One live call per caller (migration 0004): call:request checks it before it writes, this
 # settles two requests of the same clerk arriving together.
-_LIVE = calls.c.state.in_(["ringing", "overdue", "answered"])
+# signaling.callstate.LIVE_STATES, as literals (the queries that use the index say the same)
+LIVE_CALL = calls.c.state.in_(
+    [sa.literal_column(f"'{state}'") for state in ("ringing", "overdue", "answered")]
+)
 sa.Index(
     "uq_calls_caller_live",
     calls.c.caller_id,
     unique=True,
-    postgresql_where=_LIVE,
-    sqlite_where=_LIVE,
+    postgresql_where=LIVE_CALL,
+    sqlite_where=LIVE_CALL,
 )
 
 # The monthly report reads the presence of the unfinished day live: the intervals still open
