@@ -526,8 +526,9 @@ class CallService:
                 raise InvalidInput("属地窗口当前没有值班人员", code="no_staff_on_duty")
             call_id = str(uuid.uuid4())
             overdue_at = now + self.timing.ring_timeout
-            # the call, its members, its first event and its deadlines: one hand-off on SQLite,
-            # where only this part waits for the writer's turn
+            # the call, its members, its first event and its deadlines, committed together: on
+            # SQLite the only part that waits for the writer's turn, and one trip at most
+            # (none on the server's loop connection, sqlfast.changes)
             try:
                 async with self._db.writing(conn):
                     await sqlfast.changes(
@@ -818,7 +819,8 @@ class CallService:
                 steps.append((LEAVE_CALL, {"b_call_id": call_id, "left_at": now}))
             missed = cs.responsible_for_miss(after)
             async with self._db.writing(conn):
-                # the state's compare-and-set, the deadlines, the event: one hand-off on SQLite
+                # the state's compare-and-set, the deadlines, the event: one trip at most on
+                # SQLite (sqlfast.changes)
                 stored, *_ = await sqlfast.changes(conn, steps, commit=not missed, first_changes=1)
                 if stored != 1:
                     raise InvalidState("通话状态已被改变，请刷新", state="changed")
