@@ -6,8 +6,12 @@ Wraps `storage.db.create_engine` to count SQL statements and transactions (and
 `signaling.sqlfast`, whose statements bypass SQLAlchemy's events), and registers a
 `gc.callbacks` hook that times every collection. `GET /_bench/stats` returns the counters;
 `POST /_bench/gc-freeze` runs `gc.collect(); gc.freeze()` (the NOTES' proposal) so that a run
-can compare. Counting costs a few microseconds per statement: the headline figures come from
-the plain server, these from a separate run.
+can compare. `POST /_bench/cprofile?action=start` profiles the event loop's thread with cProfile
+until `POST /_bench/cprofile?action=stop&file=F` writes the stats to F (pstats format) and
+returns the top functions by own time: where the loop's CPU goes per call, in Python terms
+(perf sees only libpython; py-spy misplaces frames run under uvloop). Counting costs a few
+microseconds per statement: the headline figures come from the plain server, these from a
+separate run.
 """
 
 from __future__ import annotations
@@ -109,6 +113,7 @@ def _install() -> None:
         app = original_app(*args, **kwargs)
         app.router.add_get("/_bench/stats", _stats)
         app.router.add_post("/_bench/gc-freeze", _freeze)
+        app.router.add_post("/_bench/cprofile", _cprofile)
         return app
 
     tongban_app.create_app = create_app
@@ -168,6 +173,33 @@ async def _freeze(_request: web.Request) -> web.Response:
     gc.collect()
     gc.freeze()
     return web.json_response({"frozen": gc.get_freeze_count()})
+
+
+_PROFILE: list[Any] = []
+
+
+async def _cprofile(request: web.Request) -> web.Response:
+    import cProfile
+    import io
+    import pstats
+
+    action = request.query.get("action", "")
+    if action == "start" and not _PROFILE:
+        _PROFILE.append(cProfile.Profile())
+        _PROFILE[0].enable()  # this (the loop's) thread only
+        return web.json_response({"profiling": True})
+    if action == "stop" and _PROFILE:
+        profile = _PROFILE.pop()
+        profile.disable()
+        if request.query.get("file"):
+            profile.dump_stats(request.query["file"])
+        out = io.StringIO()
+        stats = pstats.Stats(profile, stream=out)
+        stats.sort_stats(request.query.get("sort", "tottime")).print_stats(
+            int(request.query.get("top", "60"))
+        )
+        return web.Response(text=out.getvalue())
+    return web.json_response({"error": "action=start or action=stop"}, status=400)
 
 
 def main() -> int:

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -74,6 +75,24 @@ def runqueue_wait_s(pid: int) -> float:
         return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
     except (OSError, IndexError, ValueError):
         return math.nan
+
+
+def postgres_ticks() -> dict[int, int]:
+    """utime + stime of every PostgreSQL process on this machine, by pid, and under -1 the
+    time of the backends that have exited (the postmaster's children's time, fields 16 and
+    17): the database's share of the work. A backend that exits within a phase counts whole."""
+    stats = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "comm").read_text().strip() == "postgres":
+                stats[int(proc.name)] = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+    ticks = {pid: int(f[11]) + int(f[12]) for pid, f in stats.items()}
+    for f in stats.values():
+        if int(f[1]) not in stats:  # the postmaster (its parent is no PostgreSQL process)
+            ticks[-1] = ticks.get(-1, 0) + int(f[13]) + int(f[14])
+    return ticks
 
 
 def host_ticks() -> tuple[int, int]:
@@ -204,6 +223,13 @@ def bench_stats(server: Server, *, reset: bool = False, path: str = "stats") -> 
         return result
 
 
+def _cprofile(server: Server, action: str, **query: str) -> str:
+    """Starts or stops cProfile in the instrumented server's loop thread (instrumented.py)."""
+    url = f"{server.url}/_bench/cprofile?" + urllib.parse.urlencode({"action": action, **query})
+    with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=60) as answer:
+        return str(answer.read().decode())
+
+
 # --- one staff count --------------------------------------------------------------------------
 
 
@@ -227,6 +253,7 @@ class Row:
     host_cpu: float = 0.0  # percent of the whole machine
     client_cpu: float = 0.0  # percent of one core, all client processes together
     server_cpu_s: float = 0.0
+    db_cpu_s: float = math.nan  # PostgreSQL's processes, when the run uses it
     runq_wait_s: float = 0.0  # server threads runnable but not running, during the phase
     seconds: float = 0.0
     connected: int = 0  # sockets still connected at the end of the phase
@@ -263,6 +290,7 @@ class Row:
             "host_cpu_pct": self.host_cpu,
             "client_cpu_pct": self.client_cpu,
             "server_cpu_ms_per_request": 1000 * self.server_cpu_s / max(1, self.sent),
+            "db_cpu_ms_per_request": 1000 * self.db_cpu_s / max(1, self.sent),
             "server_runq_wait_ms_per_s": 1000 * self.runq_wait_s / max(1e-9, self.seconds),
             "sql_per_request": self.sql_per_request,
             "tx_per_request": self.tx_per_request,
@@ -368,7 +396,9 @@ def run_staff_count(
                         f"{s['p99_ms']:.1f} max {s['max_ms']:.1f} ms, server CPU "
                         f"{s['server_cpu_pct']:.0f} % "
                         f"({s['server_cpu_ms_per_request']:.1f} ms/req), "
-                        f"sockets {row.connected}, errors {s['errors']}, "
+                        + (f"PostgreSQL {s['db_cpu_ms_per_request']:.1f} ms/req, "
+                           if not math.isnan(row.db_cpu_s) else "")
+                        + f"sockets {row.connected}, errors {s['errors']}, "
                         f"skipped {s['skipped']}")  # fmt: skip
                     time.sleep(args.pause)
             _ask(pipes, ("close",))
@@ -406,17 +436,29 @@ def _phase(
     time.sleep(max(0.0, start_at - time.monotonic()))
     stats0 = bench_stats(server, reset=True) if args.instrument else None
     cpu0, host0 = cpu_ticks(server.proc.pid), host_ticks()
+    db0 = postgres_ticks() if args.database_url else None
     wait0 = runqueue_wait_s(server.proc.pid)
     spy = _py_spy(args, server, staff, rate, repeat, seconds)
+    if args.cprofile:
+        _cprofile(server, "start")
     time.sleep(max(0.0, start_at + seconds - time.monotonic()))
     cpu1, host1 = cpu_ticks(server.proc.pid), host_ticks()
+    db1 = postgres_ticks() if db0 is not None else None
     wait1 = runqueue_wait_s(server.proc.pid)
+    if args.cprofile:
+        folder = Path(args.cprofile).resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        pstats_file = folder / f"staff{staff}-rate{rate:g}-{repeat}.pstats"
+        say(f"{rate:g}/s: cProfile of the loop thread ({pstats_file.name}):")
+        print(_cprofile(server, "stop", file=str(pstats_file), top="30"), flush=True)
     answers = [pipe.recv() for pipe in pipes]
     if spy is not None:
         spy.wait(30)
     row = Row(staff, rate, repeat)
     row.server_cpu = 100.0 * (cpu1 - cpu0) / CLK_TCK / seconds
     row.server_cpu_s = (cpu1 - cpu0) / CLK_TCK
+    if db0 is not None and db1 is not None:
+        row.db_cpu_s = sum(t - db0.get(pid, 0) for pid, t in db1.items()) / CLK_TCK
     row.runq_wait_s = wait1 - wait0
     row.seconds = seconds
     sent = sum(a["sent"] for a in answers)
@@ -506,11 +548,11 @@ def table(memories: list[Memory], rows: list[Row]) -> str:
         "",
         "| staff | req/s | run | sent | answered | p50 | p90 | p99 | max | last-callee p99 "
         "| ack p50 | ack p99 | cancel-ack p99 | errors | skipped | server CPU % "
-        "| server CPU ms/req | loop run-queue wait ms/s | clients CPU % | host CPU % "
-        "| emit lag p99 |"
+        "| server CPU ms/req | PostgreSQL CPU ms/req | loop run-queue wait ms/s | clients CPU % "
+        "| host CPU % | emit lag p99 |"
         + (" SQL/req | conn/req | gen2 GCs | GC ms | GC max ms |" if instrumented else ""),
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:"
-        "|---:|---:|---:|---:|---:|" + ("---:|" * 5 if instrumented else ""),
+        "|---:|---:|---:|---:|---:|---:|" + ("---:|" * 5 if instrumented else ""),
     ]
     for row in rows:
         s = row.summary()
@@ -521,7 +563,7 @@ def table(memories: list[Memory], rows: list[Row]) -> str:
             f"| {_f(s['last_p99_ms'])} | {_f(s['ack_p50_ms'])} | {_f(s['ack_p99_ms'])} "
             f"| {_f(s['cancel_ack_p99_ms'])} | {errors} | {s['skipped']} "
             f"| {s['server_cpu_pct']:.0f} | {_f(s['server_cpu_ms_per_request'])} "
-            f"| {_f(s['server_runq_wait_ms_per_s'])} "
+            f"| {_f(s['db_cpu_ms_per_request'])} | {_f(s['server_runq_wait_ms_per_s'])} "
             f"| {s['client_cpu_pct']:.0f} | {s['host_cpu_pct']:.0f} "
             f"| {_f(s['emit_lag_p99_ms'])} |"
             + (
@@ -569,6 +611,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="with --instrument: gc.freeze() in the server once staff are in",
     )
     parser.add_argument("--profile", default="", help="folder: py-spy the server in each phase")
+    parser.add_argument("--cprofile", default="",
+                        help="folder, with --instrument: cProfile the loop thread in each "
+                        "phase (it slows the server: where time goes, not latency)")  # fmt: skip
     parser.add_argument("--profile-format", default="flamegraph",
                         choices=["flamegraph", "speedscope", "txt"])  # fmt: skip
     parser.add_argument("--max-minutes", type=float, default=45.0, help="hard time limit")
@@ -577,6 +622,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.gc_freeze and not args.instrument:
         parser.error("--gc-freeze needs --instrument")
+    if args.cprofile and not args.instrument:
+        parser.error("--cprofile needs --instrument")
     if args.sweep:
         plan = SWEEP
     else:
