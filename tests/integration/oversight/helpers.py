@@ -46,8 +46,8 @@ class Member:
     rating: int | None = None
 
 
-async def add_call(
-    server: Any,
+async def insert_call(
+    conn: Any,
     d: Demo,
     *,
     at: datetime,
@@ -60,60 +60,66 @@ async def add_call(
     unnecessary_by: str | None = None,
     state: str | None = None,
 ) -> str:
-    """One call from zz.a1 at the Zhengzhou window, with its case and members."""
+    """One call from zz.a1 at the Zhengzhou window, with its case and members, in the
+    transaction of ``conn`` (not committed)."""
     call_id = str(uuid.uuid4())
     answered_at = at + timedelta(seconds=answered_after) if answered_after is not None else None
-    async with server.services.db.begin() as conn:
-        case_id = await conn.scalar(
-            sa.insert(s.cases)
-            .values(
-                case_no=f"TB{region}-{at:%Y%m%d}-{uuid.uuid4().hex[:6]}",
-                matter_id=d.matter_id,
-                region_code=region,
-                applicant_name="张三",
-                applicant_id_number="410727199001011234",
-                applicant_phone="13912345678",
-                applicant_window_id=d.windows["ZZ-TB-01"],
-                home_window_id=d.windows[window],
-                created_by=d.id("zz.a1"),
-                created_at=at - timedelta(minutes=5),
-            )
-            .returning(s.cases.c.id)
+    case_id = await conn.scalar(
+        sa.insert(s.cases)
+        .values(
+            case_no=f"TB{region}-{at:%Y%m%d}-{uuid.uuid4().hex[:6]}",
+            matter_id=d.matter_id,
+            region_code=region,
+            applicant_name="张三",
+            applicant_id_number="410727199001011234",
+            applicant_phone="13912345678",
+            applicant_window_id=d.windows["ZZ-TB-01"],
+            home_window_id=d.windows[window],
+            created_by=d.id("zz.a1"),
+            created_at=at - timedelta(minutes=5),
         )
+        .returning(s.cases.c.id)
+    )
+    await conn.execute(
+        sa.insert(s.calls).values(
+            id=call_id,
+            case_id=case_id,
+            caller_id=d.id("zz.a1"),
+            caller_window_id=d.windows["ZZ-TB-01"],
+            window_id=d.windows[window],
+            state=state or ("ended" if answered_at else "missed"),
+            requested_at=at,
+            overdue_at=at + timedelta(seconds=60) if late or answered_at is None else None,
+            answered_at=answered_at,
+            answered_by=d.id(answered_by) if answered_by else None,
+            answered_late=late,
+            ended_at=(answered_at or at) + timedelta(minutes=5),
+            end_reason="hangup" if answered_at else "missed",
+            unnecessary=unnecessary_by is not None,
+            unnecessary_by=d.id(unnecessary_by) if unnecessary_by else None,
+        )
+    )
+    has_caller = any(m.role == "caller" for m in members)
+    for m in members if has_caller else [Member("zz.a1", role="caller"), *members]:
         await conn.execute(
-            sa.insert(s.calls).values(
-                id=call_id,
-                case_id=case_id,
-                caller_id=d.id("zz.a1"),
-                caller_window_id=d.windows["ZZ-TB-01"],
-                window_id=d.windows[window],
-                state=state or ("ended" if answered_at else "missed"),
-                requested_at=at,
-                overdue_at=at + timedelta(seconds=60) if late or answered_at is None else None,
-                answered_at=answered_at,
-                answered_by=d.id(answered_by) if answered_by else None,
-                answered_late=late,
-                ended_at=(answered_at or at) + timedelta(minutes=5),
-                end_reason="hangup" if answered_at else "missed",
-                unnecessary=unnecessary_by is not None,
-                unnecessary_by=d.id(unnecessary_by) if unnecessary_by else None,
+            sa.insert(s.call_members).values(
+                call_id=call_id,
+                account_id=d.id(m.username),
+                role=m.role,
+                on_duty=m.role == "callee",
+                declined_at=at + timedelta(seconds=5) if m.declined else None,
+                decline_reason=m.declined,
+                rating=m.rating,
+                rated_at=at + timedelta(minutes=6) if m.rating is not None else None,
             )
         )
-        has_caller = any(m.role == "caller" for m in members)
-        for m in members if has_caller else [Member("zz.a1", role="caller"), *members]:
-            await conn.execute(
-                sa.insert(s.call_members).values(
-                    call_id=call_id,
-                    account_id=d.id(m.username),
-                    role=m.role,
-                    on_duty=m.role == "callee",
-                    declined_at=at + timedelta(seconds=5) if m.declined else None,
-                    decline_reason=m.declined,
-                    rating=m.rating,
-                    rated_at=at + timedelta(minutes=6) if m.rating is not None else None,
-                )
-            )
     return call_id
+
+
+async def add_call(server: Any, d: Demo, **kwargs: Any) -> str:
+    """One call from zz.a1 at the Zhengzhou window, with its case and members, committed."""
+    async with server.services.db.begin() as conn:
+        return await insert_call(conn, d, **kwargs)
 
 
 async def add_missed_call(
