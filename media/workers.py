@@ -7,6 +7,10 @@ line; ``media/worker.py`` has the protocol). A worker that dies is noticed at on
 closes): the calls it carried are handed to ``on_lost`` (the bridge ends them with
 ``media_failure``; their partial dumps stay on disk and are remuxed) and the worker is started
 again.
+
+The per-user cap on peer connections (``max_peer_connections_per_user``) is the node's: a
+worker caps only its own calls, so the pool counts, per user, the calls of this node in which
+they have a peer connection, and refuses an offer past the cap before any worker sees it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import signal
 import socket
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -82,6 +87,9 @@ class WorkerPool:
         self.on_lost = on_lost
         self._workers: list[_Worker | None] = [None] * count
         self._where: dict[str, _Worker] = {}
+        self._per_user_cap = limits.max_peer_connections_per_user
+        self._legs: dict[str, set[str]] = {}  # call -> users with a peer connection in it
+        self._per_user: Counter[str] = Counter()  # user -> calls of theirs with one
         self._ids = itertools.count(1)
         self._closing = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -199,7 +207,23 @@ class WorkerPool:
             "tracks": tracks,
             "replace": replace,
         }
-        answer: dict[str, Any] = await self._request(self._worker_of(call_id), "offer", params)
+        worker = self._worker_of(call_id)
+        legs = self._legs.setdefault(call_id, set())
+        new = participant not in legs
+        if new:  # counted before the worker is asked, so concurrent offers cannot overtake
+            if self._per_user[participant] >= self._per_user_cap:
+                raise LimitReached(
+                    f"{participant} already has {self._per_user[participant]} media connections",
+                    limit="max_peer_connections_per_user",
+                )
+            legs.add(participant)
+            self._per_user[participant] += 1
+        try:
+            answer: dict[str, Any] = await self._request(worker, "offer", params)
+        except BaseException:
+            if new:
+                self._release(call_id, [participant])
+            raise
         return answer
 
     async def candidate(self, call_id: str, participant: str, candidate: dict[str, Any]) -> None:
@@ -212,6 +236,7 @@ class WorkerPool:
         return needs
 
     async def close_call(self, call_id: str) -> None:
+        self._release(call_id)
         worker = self._where.pop(call_id, None)
         if worker is None:
             return
@@ -244,6 +269,18 @@ class WorkerPool:
         return out
 
     # -- plumbing ----------------------------------------------------------------------------
+
+    def _release(self, call_id: str, participants: list[str] | None = None) -> None:
+        """The per-user count of a call's peer connections given back (all, or some)."""
+        legs = self._legs.get(call_id, set())
+        for participant in list(legs) if participants is None else participants:
+            if participant in legs:
+                legs.discard(participant)
+                self._per_user[participant] -= 1
+                if self._per_user[participant] <= 0:
+                    del self._per_user[participant]
+        if not legs:
+            self._legs.pop(call_id, None)
 
     def _worker_of(self, call_id: str) -> _Worker:
         worker = self._where.get(call_id)
@@ -319,6 +356,7 @@ class WorkerPool:
         for call_id in calls:
             if self._where.get(call_id) is worker:
                 del self._where[call_id]
+                self._release(call_id)
         log.error(
             "media worker %d (pid %d) died with exit %s; %d call(s) lost their media",
             worker.index,

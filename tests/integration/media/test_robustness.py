@@ -12,6 +12,7 @@ import pytest
 from media.call import CallMedia
 from media.engine import MediaEngine, MediaLimits, MediaSettings
 from media.testing import ClientPeer
+from media.workers import WorkerPool
 from tests.integration.media.conftest import LOOPBACK, Harness
 from tongban.errors import InvalidInput, InvalidState, LimitReached
 
@@ -133,6 +134,39 @@ async def test_engine_caps_peer_connections() -> None:
     finally:
         await engine.close()
     assert engine.peer_connections == 0
+
+
+async def test_worker_pool_caps_a_users_peer_connections_per_node() -> None:
+    """Each worker caps its own calls; the cap on one user's peer connections is the node's,
+    whichever workers their calls are on (issue 7)."""
+    pool = WorkerPool(
+        2,
+        MediaSettings(
+            host_addresses=LOOPBACK,
+            limits=MediaLimits(max_peer_connections_per_user=1),
+        ),
+    )
+    await pool.start()
+    try:
+        sdp, tracks = await make_offer()
+        assert {await pool.open_call("c1", None), await pool.open_call("c2", None)} == {0, 1}
+        assert (await pool.offer("c1", "citizen", sdp, tracks))["type"] == "answer"
+        # again in the same call (a renegotiation): the same peer connection's count
+        await pool.offer("c1", "citizen", sdp, tracks, replace=True)
+        with pytest.raises(LimitReached) as per_user:
+            await pool.offer("c2", "citizen", sdp, tracks)  # on the other worker
+        assert per_user.value.details["limit"] == "max_peer_connections_per_user"
+        await pool.offer("c2", "clerk", sdp, tracks)
+        await pool.close_call("c1")
+        await pool.offer("c2", "citizen", sdp, tracks)  # released by closing c1
+        # a refused offer holds nothing: c3 (on c1's worker again) takes citizen once c2 ends
+        await pool.open_call("c3", None)
+        with pytest.raises(LimitReached):
+            await pool.offer("c3", "citizen", sdp, tracks)
+        await pool.close_call("c2")
+        await pool.offer("c3", "citizen", sdp, tracks)
+    finally:
+        await pool.close()
 
 
 def _rss_kib() -> int:
