@@ -18,6 +18,7 @@ LOOPBACK = ["127.0.0.1"]
 class RecordingSink:
     tracks: dict[str, TrackInfo] = field(default_factory=dict)
     packets: dict[str, int] = field(default_factory=dict)
+    sequences: dict[str, set[int]] = field(default_factory=dict)  # what a recording would get
     closed: int = 0
 
     def on_track(self, track: TrackInfo) -> None:
@@ -27,6 +28,7 @@ class RecordingSink:
     def on_rtp(self, track_id: str, packet: bytes, arrival_ns: int) -> None:
         assert track_id in self.tracks, "on_track must come before the first packet"
         self.packets[track_id] = self.packets.get(track_id, 0) + 1
+        self.sequences.setdefault(track_id, set()).add(int.from_bytes(packet[2:4], "big"))
 
     def close(self) -> None:
         self.closed += 1

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from media import aiortc_internals as ai
 from media.rtp_wire import parse_header
 from media.testing import ClientPeer
-from tests.integration.media.conftest import Harness
+from tests.integration.media.conftest import Harness, RecordingSink
 
 FRAMES = 150  # 5 s at 30 fps
 
@@ -41,7 +41,9 @@ def lossy(payload_type: int, seed: int, log: list[int]) -> Callable[[bytes], boo
     return drop
 
 
-async def test_lost_video_packets_are_recovered_by_nack(harness: Harness) -> None:
+async def test_lost_video_packets_are_recovered_by_nack(
+    harness: Harness, sink: RecordingSink
+) -> None:
     a, b = ClientPeer("citizen", audio=False), ClientPeer("clerk", audio=False)
     await harness.join(a)
     await harness.join(b)
@@ -70,3 +72,10 @@ async def test_lost_video_packets_are_recovered_by_nack(harness: Harness) -> Non
     assert stats["nacks_answered"] >= 1, stats
     assert stats["nacks_forwarded"] >= 1, stats
     assert stats["rtx_in"] >= 1, stats
+    # the recording gets the repaired packets too: the retransmissions, unwrapped
+    (recorded,) = [
+        sink.sequences[t.track_id]
+        for t in sink.tracks.values()
+        if t.kind == "video" and t.participant == "citizen"
+    ]
+    assert set(dropped_in) <= recorded, f"not recorded: {set(dropped_in) - recorded}"
