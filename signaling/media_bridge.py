@@ -25,6 +25,7 @@ from media.host import LocalMediaHost, MediaHost, media_unavailable
 from media.workers import WorkerPool
 from recorder.service import RecordingService
 from signaling.media_rpc import MediaPlacement, MediaRpc
+from signaling.redis_pool import redis_client
 from signaling.server import SIO, On
 from signaling.service import CallService
 from storage import schema as s
@@ -379,7 +380,7 @@ async def _media_ctx(app: web.Application) -> AsyncIterator[None]:
         ).set_function(lambda: pool.restarts)
     rpc_redis: aioredis.Redis | None = None
     if settings.redis_url:
-        rpc_redis = aioredis.from_url(settings.redis_url)
+        rpc_redis = redis_client(settings.redis_url)
         bridge.rpc = MediaRpc(rpc_redis, settings.node_id, bridge.serve_rpc)
         await bridge.rpc.start()
         bridge.placement = MediaPlacement(rpc_redis, settings.node_id, host.loads)

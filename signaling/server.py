@@ -19,10 +19,6 @@ import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 from pydantic import BaseModel, Field
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from directory.model import Account
 from oversight.http import escalation_notifiers
@@ -30,6 +26,7 @@ from oversight.notify import EscalationEvent
 from signaling.nodes import NodeWatch
 from signaling.presence import CHOSEN, LocalPresence, PresenceLog, PresenceStore, effective
 from signaling.presence_redis import RedisPresence
+from signaling.redis_pool import redis_client as connect_redis
 from signaling.scheduler import DeadlineScheduler
 from signaling.service import CallHooks, CallService, NoHooks, Timing
 from sms.http import SMS_WORKER
@@ -223,12 +220,9 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
     watch: NodeWatch | None = None
     store: PresenceStore
     if settings.redis_url:
-        # a restarted Redis leaves dead pooled connections: retry on a fresh one
-        redis_client = aioredis.from_url(
-            settings.redis_url,
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        )
+        # a burst of (dis)connections waits for a pooled connection; a restarted Redis's dead
+        # connections are retried on fresh ones (signaling/redis_pool.py)
+        redis_client = connect_redis(settings.redis_url)
         cluster_store = RedisPresence(redis_client, settings.node_id)
         cluster_store.start()
         store = cluster_store
