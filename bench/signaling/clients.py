@@ -49,8 +49,11 @@ class Phase:
 
 
 class Worker:
-    def __init__(self, url: str, windows: list[WindowShare], caller_tokens: list[str]) -> None:
-        self.url = url
+    def __init__(
+        self, urls: list[str], windows: list[WindowShare], caller_tokens: list[str]
+    ) -> None:
+        self.urls = urls  # the nodes: sockets go to each in turn
+        self._sockets = 0
         self.windows = windows
         self.caller_tokens = caller_tokens
         self.staff: list[socketio.AsyncClient] = []
@@ -85,10 +88,12 @@ class Worker:
                 self._on_incoming(data)
 
             client.on("call:incoming", incoming)
+        url = self.urls[self._sockets % len(self.urls)]
+        self._sockets += 1
         async with sem:
             try:
                 await client.connect(
-                    self.url,
+                    url,
                     headers={"Cookie": f"{COOKIE}={token}"},
                     transports=["websocket"],
                     wait_timeout=30,
@@ -245,8 +250,10 @@ async def _serve(pipe: Connection, worker: Worker) -> None:
             pipe.send({"error": f"unknown command {name}"})
 
 
-def main(pipe: Connection, url: str, windows: list[WindowShare], caller_tokens: list[str]) -> None:
+def main(
+    pipe: Connection, urls: list[str], windows: list[WindowShare], caller_tokens: list[str]
+) -> None:
     """Entry point of a client process (multiprocessing, spawn)."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    asyncio.run(_serve(pipe, Worker(url, windows, caller_tokens)))
+    asyncio.run(_serve(pipe, Worker(urls, windows, caller_tokens)))

@@ -10,6 +10,13 @@ callers, then the staff: the server's RSS before and after gives the memory per 
 member. Then one open-loop phase per rate (and per repeat): each request is followed by
 call:cancel once a callee saw its call:incoming. Latency is emit of call:request -> first
 call:incoming at any callee of the window, on CLOCK_MONOTONIC in one process.
+
+`--nodes 2` runs a cluster: that many `tongban serve` processes sharing the PostgreSQL database
+(--database-url, required) and a Redis database (--redis-url; flushed before and after: give
+the benchmark one of its own), each with its own node id and data dir. Every client socket,
+caller or staff, goes to the nodes in turn, as a load balancer without sticky sessions would
+send them: a window's staff are on both nodes, so the last callee's call:incoming has always
+crossed nodes through Redis. Server CPU, run-queue wait and memory are summed over the nodes.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -325,11 +332,14 @@ def run_staff_count(
 ) -> tuple[Memory, list[Row]]:
     callers = args.callers or max(100, math.ceil(2 * max(rates)))
     data_dir = Path(tempfile.mkdtemp(prefix="tongban-bench-sig-"))
-    server: Server | None = None
+    servers: list[Server] = []
     procs: list[Any] = []
     pipes: list[Connection] = []
     try:
-        with postgres_database(args.database_url) as pg_url:
+        with ExitStack() as stack:
+            pg_url = stack.enter_context(postgres_database(args.database_url))
+            # the servers stop before their database is dropped (callbacks run last-in first)
+            stack.callback(lambda: [x.stop() for x in servers])
             env = {**os.environ, "TONGBAN_DATA_DIR": str(data_dir)}
             if pg_url:
                 env["TONGBAN_DATABASE_URL"] = pg_url
@@ -342,8 +352,22 @@ def run_staff_count(
             data = asyncio.run(dataset.build(db_url, staff, args.per_window, callers))
             say(f"[{staff}] data ready in {time.monotonic() - t0:.1f} s "
                 f"({len(data.windows)} windows, {callers} callers)")  # fmt: skip
-            server = start_server(env, data_dir, instrument=args.instrument)
-            say(f"[{staff}] server pid {server.proc.pid} on port {server.port}")
+            if args.nodes > 1:
+                _flush_redis(args.redis_url)
+            for n in range(1, args.nodes + 1):
+                node_env, node_dir = env, data_dir
+                if args.nodes > 1:
+                    node_dir = data_dir / f"node-{n}"
+                    node_dir.mkdir()
+                    node_env = env | {
+                        "TONGBAN_DATA_DIR": str(node_dir),
+                        "TONGBAN_REDIS_URL": args.redis_url,
+                        "TONGBAN_NODE_ID": f"bench-{n}",
+                    }
+                servers.append(start_server(node_env, node_dir, instrument=args.instrument))
+                say(f"[{staff}] server pid {servers[-1].proc.pid} on port {servers[-1].port}")
+            server = servers[0]
+            urls = [x.url for x in servers]
             ctx = mp.get_context("spawn")
             for k in range(args.procs):
                 shares = [
@@ -353,7 +377,7 @@ def run_staff_count(
                 mine, theirs = ctx.Pipe()
                 proc = ctx.Process(
                     target=clients.main,
-                    args=(theirs, server.url, shares, data.caller_tokens[k :: args.procs]),
+                    args=(theirs, urls, shares, data.caller_tokens[k :: args.procs]),
                     daemon=True,
                 )
                 proc.start()
@@ -362,12 +386,12 @@ def run_staff_count(
             answers = _ask(pipes, ("connect", "callers", args.connect_concurrency))
             say(f"[{staff}] callers connected: {sum(a['connected'] for a in answers)}/{callers}")
             time.sleep(2)
-            before = rss_kib(server.proc.pid)
+            before = sum(rss_kib(x.proc.pid) for x in servers)
             t1 = time.monotonic()
             answers = _ask(pipes, ("connect", "staff", args.connect_concurrency))
             connect_s = time.monotonic() - t1
             time.sleep(3)
-            after = rss_kib(server.proc.pid)
+            after = sum(rss_kib(x.proc.pid) for x in servers)
             errors: Counter[str] = Counter()
             for a in answers:
                 errors.update(a["errors"])
@@ -385,11 +409,11 @@ def run_staff_count(
                 say(f"[{staff}] waiting {settle:.0f} s (--settle: {args.settle:g} s after start)")
                 time.sleep(settle)
             if args.warmup > 0:
-                _phase(pipes, server, staff, 20.0, args.warmup, 0, args)
+                _phase(pipes, servers, staff, 20.0, args.warmup, 0, args)
             rows = []
             for rate in rates:
                 for repeat in range(1, args.repeat + 1):
-                    row = _phase(pipes, server, staff, rate, args.seconds, repeat, args)
+                    row = _phase(pipes, servers, staff, rate, args.seconds, repeat, args)
                     rows.append(row)
                     s = row.summary()
                     say(f"[{staff}] {rate:g}/s #{repeat}: p50 {s['p50_ms']:.1f} p99 "
@@ -402,9 +426,10 @@ def run_staff_count(
                         f"skipped {s['skipped']}")  # fmt: skip
                     time.sleep(args.pause)
             _ask(pipes, ("close",))
-            logged = server.errors_logged()
-            if logged:
-                say(f"[{staff}] server logged {logged} error line(s): see {server.log}")
+            for x in servers:
+                logged = x.errors_logged()
+                if logged:
+                    say(f"[{staff}] server logged {logged} error line(s): see {x.log}")
             return memory, rows
     finally:
         for pipe in pipes:
@@ -413,17 +438,30 @@ def run_staff_count(
             proc.join(5)
             if proc.is_alive():
                 proc.kill()
-        if server is not None:
-            server.stop()
+        for x in servers:
+            x.stop()
+        if args.nodes > 1:
+            _flush_redis(args.redis_url)
         if args.keep:
             say(f"kept {data_dir}")
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def _flush_redis(url: str) -> None:
+    """Empties the benchmark's Redis database (presence and deadlines of an earlier run)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
 def _phase(
     pipes: list[Connection],
-    server: Server,
+    servers: list[Server],
     staff: int,
     rate: float,
     seconds: float,
@@ -434,17 +472,18 @@ def _phase(
     for pipe in pipes:
         pipe.send(("phase", rate / len(pipes), seconds, start_at))
     time.sleep(max(0.0, start_at - time.monotonic()))
+    server = servers[0]  # the one --instrument, --profile and --cprofile look into
     stats0 = bench_stats(server, reset=True) if args.instrument else None
-    cpu0, host0 = cpu_ticks(server.proc.pid), host_ticks()
+    cpu0, host0 = sum(cpu_ticks(x.proc.pid) for x in servers), host_ticks()
     db0 = postgres_ticks() if args.database_url else None
-    wait0 = runqueue_wait_s(server.proc.pid)
+    wait0 = sum(runqueue_wait_s(x.proc.pid) for x in servers)
     spy = _py_spy(args, server, staff, rate, repeat, seconds)
     if args.cprofile:
         _cprofile(server, "start")
     time.sleep(max(0.0, start_at + seconds - time.monotonic()))
-    cpu1, host1 = cpu_ticks(server.proc.pid), host_ticks()
+    cpu1, host1 = sum(cpu_ticks(x.proc.pid) for x in servers), host_ticks()
     db1 = postgres_ticks() if db0 is not None else None
-    wait1 = runqueue_wait_s(server.proc.pid)
+    wait1 = sum(runqueue_wait_s(x.proc.pid) for x in servers)
     if args.cprofile:
         folder = Path(args.cprofile).resolve()
         folder.mkdir(parents=True, exist_ok=True)
@@ -610,6 +649,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="with --instrument: gc.freeze() in the server once staff are in",
     )
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="cluster nodes sharing PostgreSQL and Redis (needs --database-url)",
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/9",
+                        help="with --nodes > 1: a Redis database for the benchmark alone, "
+                        "flushed before and after")  # fmt: skip
     parser.add_argument("--profile", default="", help="folder: py-spy the server in each phase")
     parser.add_argument("--cprofile", default="",
                         help="folder, with --instrument: cProfile the loop thread in each "
@@ -624,6 +672,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--gc-freeze needs --instrument")
     if args.cprofile and not args.instrument:
         parser.error("--cprofile needs --instrument")
+    if args.nodes > 1 and not args.database_url:
+        parser.error("--nodes > 1 needs --database-url: the nodes share PostgreSQL")
+    if args.nodes < 1:
+        parser.error("--nodes must be at least 1")
     if args.sweep:
         plan = SWEEP
     else:
