@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from directory.model import Account
 from oversight.http import escalation_notifiers
@@ -113,14 +114,17 @@ class PresenceHub:
         self.in_call: set[int] = set()
         self.local: dict[str, tuple[int, str]] = {}  # this node's sockets: account, session
 
-    async def statuses(self, account_ids: Iterable[int]) -> dict[int, str]:
+    async def statuses(
+        self, account_ids: Iterable[int], conn: AsyncConnection | None = None
+    ) -> dict[int, str]:
+        """Presence of these accounts; ``conn``: the caller's connection, if it holds one."""
         ids = list(account_ids)
         try:
             chosen = await self.store.chosen(ids)
         except Exception:  # Redis restarting: calls go on, presence shows as unknown
             log.warning("presence store unavailable", exc_info=True)
             return {a: "unknown" for a in ids}
-        busy = await self.calls.busy_accounts(ids) if self.calls.clustered else self.in_call
+        busy = await self.calls.busy_accounts(ids, conn) if self.calls.clustered else self.in_call
         return {a: effective(c, a in busy) for a, c in chosen.items()}
 
 

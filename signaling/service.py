@@ -92,6 +92,10 @@ class Outbox:
         self.items.append((frozenset(to), event, payload))
 
 
+class _LostRace(Exception):
+    """A request met the caller's other live call at insert time (CallService.request)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Where:
     """The two columns of a call row the incoming view needs."""
@@ -248,7 +252,9 @@ class CallService:
         self.timing = timing
         self.hooks: CallHooks = hooks or NoHooks()
         self._locks: dict[str, _KeyedLock] = {}
-        self.online_probe: Any = None  # set by the socket layer: async (ids) -> {id: status}
+        # set by the socket layer: async (ids, conn) -> {id: status}; ``conn`` is the caller's
+        # connection, if it holds one, for the lookups that need the database
+        self.online_probe: Any = None
         # set by the socket layer: who is in an answered call may have changed (someone
         # joined one, or one ended); not called for calls that end while still ringing
         self.on_busy_change: Callable[[], Awaitable[None]] | None = None
@@ -424,15 +430,17 @@ class CallService:
             "limit_at": (requested_at + self.timing.ring_limit).isoformat(),
         }
 
-    async def _online(self, ids: Iterable[int]) -> dict[int, str]:
+    async def _online(self, ids: Iterable[int], conn: AsyncConnection) -> dict[int, str]:
         if self.online_probe is None:
             return {i: "offline" for i in ids}
-        return dict(await self.online_probe(list(ids)))
+        return dict(await self.online_probe(list(ids), conn))
 
     async def ringing_view(
         self, conn: AsyncConnection, snap: DirectorySnapshot, call: Call, window_id: int
     ) -> dict[str, Any]:
-        status = await self._online(call.rung)
+        # on ``conn``: a second pooled connection taken while holding one deadlocked a busy
+        # cluster node once every pooled connection was held by a request waiting for one
+        status = await self._online(call.rung, conn)
         on_duty = [
             {
                 **self.person(snap, a),
@@ -476,6 +484,26 @@ class CallService:
     # --- request --------------------------------------------------------------------------
 
     async def request(self, caller: Account, case_id: int) -> dict[str, Any]:
+        try:
+            return await self._request(caller, case_id)
+        except _LostRace:
+            # the same clerk's other request got in first (uq_calls_caller_live): its call is
+            # looked up once this request's transaction has ended and given its connection
+            # back (on PostgreSQL the failed transaction cannot be read from, and a second
+            # connection taken while holding one can wait for ever on a busy node)
+            async with self._db.connect() as conn:
+                found = await sqlfast.fetch(
+                    conn,
+                    REQUEST_QUERY,
+                    {"case_id": case_id, "caller_id": caller.id, "now": self._clock.now()},
+                )
+            raise Conflict(
+                "您已有一个进行中的协助请求",
+                code="call_already_active",
+                call_id=found[0].active_call_id if found else None,
+            ) from None
+
+    async def _request(self, caller: Account, case_id: int) -> dict[str, Any]:
         snap = await self._directory.snapshot()
         now = self._clock.now()
         applicant_windows = [
@@ -593,18 +621,7 @@ class CallService:
             except (sa.exc.IntegrityError, sqlite3.IntegrityError) as err:
                 if "caller" not in str(err):
                     raise
-                # the same clerk's other request got in first (uq_calls_caller_live)
-                async with self._db.connect() as other:
-                    found = await sqlfast.fetch(
-                        other,
-                        REQUEST_QUERY,
-                        {"case_id": case_id, "caller_id": caller.id, "now": now},
-                    )
-                raise Conflict(
-                    "您已有一个进行中的协助请求",
-                    code="call_already_active",
-                    call_id=found[0].active_call_id if found else None,
-                ) from None
+                raise _LostRace from None
             self.hooks.deadline_added(overdue_at)
             # the call as just written: no need to read it back
             call = Call(
@@ -1071,9 +1088,12 @@ class CallService:
                     )
         return out
 
-    async def busy_accounts(self, among: Iterable[int] | None = None) -> set[int]:
+    async def busy_accounts(
+        self, among: Iterable[int] | None = None, conn: AsyncConnection | None = None
+    ) -> set[int]:
         """Everyone in an answered call right now (of ``among``, when given: a lookup by
-        account instead of a pass over every answered call)."""
+        account instead of a pass over every answered call); on ``conn`` if given (a caller
+        that holds a connection must not wait for a second one)."""
         query = (
             sa.select(s.call_members.c.account_id)
             .join(s.calls, s.calls.c.id == s.call_members.c.call_id)
@@ -1088,8 +1108,10 @@ class CallService:
             if not wanted:
                 return set()
             query = query.where(s.call_members.c.account_id.in_(wanted))
-        async with self._db.connect() as conn:
+        if conn is not None:
             return {r.account_id for r in await conn.execute(query)}
+        async with self._db.connect() as own:
+            return {r.account_id for r in await own.execute(query)}
 
     async def _busy_changed(self) -> None:
         if self.on_busy_change is not None:

@@ -66,6 +66,31 @@ async def test_caller_on_one_node_callee_on_the_other(start_server: Any, sockets
     assert health["checks"]["redis"] == "ok"
 
 
+async def test_a_call_request_holds_one_pooled_connection_at_a_time(
+    start_server: Any, sockets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request looked its callees' presence up, and in a cluster whether they are in a
+    call, on a second pooled connection while holding its own: with every pooled connection
+    held by such a request, a busy node stopped until the pool's time-out (bench/signaling
+    --nodes 2 at 100 requests/s). One pooled connection must be enough."""
+    import web.app
+
+    made = web.app.create_engine
+
+    def one_connection(url: str, **kwargs: Any) -> Any:
+        return made(url, pool_size=1, max_overflow=0, pool_timeout=3, **kwargs)
+
+    monkeypatch.setattr(web.app, "create_engine", one_connection)
+    node = await start_server(redis_url=REDIS_URL, node_id="node-1")
+    case_id = await make_case(node)
+    caller = await sockets(node, "zz.a1")
+    h1 = await sockets(node, "fq.h1")
+    ack = await caller.call("call:request", {"case_id": case_id}, timeout=20)
+    assert ack["ok"], ack
+    assert {p["username"]: p["online"] for p in ack["on_duty"]}["fq.h1"] is True
+    assert (await h1.next("call:incoming"))["call_id"] == ack["call_id"]
+
+
 async def test_a_stopped_node_s_deadlines_fire_once_on_the_other(
     start_server: Any, sockets: Any
 ) -> None:
