@@ -365,6 +365,8 @@ def run_staff_count(
                         "TONGBAN_NODE_ID": f"bench-{n}",
                     }
                 servers.append(start_server(node_env, node_dir, instrument=args.instrument))
+                if args.pin:
+                    _pin(servers[-1].proc.pid, SERVER_CPUS)
                 say(f"[{staff}] server pid {servers[-1].proc.pid} on port {servers[-1].port}")
             server = servers[0]
             urls = [x.url for x in servers]
@@ -381,6 +383,8 @@ def run_staff_count(
                     daemon=True,
                 )
                 proc.start()
+                if args.pin and proc.pid is not None:
+                    _pin(proc.pid, CLIENT_CPUS)
                 procs.append(proc)
                 pipes.append(mine)
             answers = _ask(pipes, ("connect", "callers", args.connect_concurrency))
@@ -446,6 +450,17 @@ def run_staff_count(
             say(f"kept {data_dir}")
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+SERVER_CPUS = {0}
+CLIENT_CPUS = set(range(1, os.cpu_count() or 2)) or {0}
+
+
+def _pin(pid: int, cpus: set[int]) -> None:
+    """--pin: the server on CPU 0 (every thread of it), the client processes on the others,
+    as a server would run beside browsers elsewhere; PostgreSQL and Redis are not moved."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(tid), cpus)
 
 
 def _flush_redis(url: str) -> None:
@@ -648,6 +663,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--gc-freeze",
         action="store_true",
         help="with --instrument: gc.freeze() in the server once staff are in",
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the server on CPU 0, the client processes on the other CPUs",
     )
     parser.add_argument(
         "--nodes",
