@@ -464,7 +464,7 @@ def _pin(pid: int, cpus: set[int]) -> None:
 
 
 def _flush_redis(url: str) -> None:
-    """Empties the benchmark's Redis database (presence and deadlines of an earlier run)."""
+    """Empties the benchmark's Redis database (presence, node keys, media loads of a run)."""
     import redis
 
     client = redis.Redis.from_url(url)
