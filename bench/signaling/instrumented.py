@@ -130,6 +130,8 @@ def _install() -> None:
         app.router.add_get("/_bench/stats", _stats)
         app.router.add_post("/_bench/gc-freeze", _freeze)
         app.router.add_post("/_bench/cprofile", _cprofile)
+        if os.environ.get("TB_BENCH_STALL_MS"):
+            app.on_startup.append(_watch_stalls)
         return app
 
     tongban_app.create_app = create_app
@@ -172,11 +174,13 @@ async def _stats(request: web.Request) -> web.Response:
         "max_ms": GC["max_ms"],
         "over_10ms": GC["over_10ms"],
         "long": GC["long"][-50:],
-        "frozen": gc.get_freeze_count(),
     }
     if request.query.get("objects"):
-        # listing ~10^6 objects blocks the loop for ~0.1 s: only when asked, not per phase
+        # listing ~10^6 objects blocks the loop for ~0.1 s, and so does counting the frozen
+        # ones (CPython walks the list: 80 ms here, TB_BENCH_STALL_MS caught it at the start
+        # of every instrumented phase): only when asked, not per phase
         collector["tracked_objects"] = len(gc.get_objects())
+        collector["frozen"] = gc.get_freeze_count()
     answer = web.json_response({"sql": dict(STATEMENTS), "gc": collector, "turns": dict(TURNS)})
     if request.query.get("reset"):
         GC["max_ms"] = 0.0
@@ -189,6 +193,38 @@ async def _freeze(_request: web.Request) -> web.Response:
     gc.collect()
     gc.freeze()
     return web.json_response({"frozen": gc.get_freeze_count()})
+
+
+async def _watch_stalls(_app: web.Application) -> None:
+    """TB_BENCH_STALL_MS=N: a thread prints the event loop thread's stack to stderr (the
+    server's log) whenever the loop has not run a 2 ms tick for N ms: where the stalls are."""
+    import asyncio
+    import threading
+    import traceback
+
+    limit = float(os.environ["TB_BENCH_STALL_MS"]) / 1000
+    loop = asyncio.get_running_loop()
+    loop_thread = threading.get_ident()
+    last = [time.monotonic()]
+
+    def tick() -> None:
+        last[0] = time.monotonic()
+        loop.call_later(0.002, tick)
+
+    def watch() -> None:
+        reported = 0.0
+        while True:
+            time.sleep(0.002)
+            stalled = time.monotonic() - last[0]
+            if stalled > limit and last[0] != reported:
+                frame = sys._current_frames().get(loop_thread)
+                stack = "".join(traceback.format_stack(frame)[-12:]) if frame else "?"
+                print(f"STALL {stalled * 1000:.0f} ms so far, loop thread at:\n{stack}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+                reported = last[0]
+
+    tick()
+    threading.Thread(target=watch, name="stall-watch", daemon=True).start()
 
 
 _PROFILE: list[Any] = []
