@@ -10,13 +10,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import redis.asyncio as aioredis
 
 log = logging.getLogger(__name__)
 
 PREFIX = "tongban:presence:"
+
+
+def _vouched(sockets: Mapping[Any, Any], now: float) -> bool:
+    """Whether any of an account's sockets is still vouched for by its node."""
+    return any(float(until) > now for until in sockets.values())
 
 
 class RedisPresence:
@@ -36,13 +42,11 @@ class RedisPresence:
     def _field(self, sid: str) -> str:
         return f"{self._node}/{sid}"
 
-    async def _live(self, account_id: int) -> int:
-        now = time.time()
-        fields = await self._redis.hgetall(self._sockets_key(account_id))
-        return sum(1 for until in fields.values() if float(until) > now)
+    async def _online(self, account_id: int) -> bool:
+        return _vouched(await self._redis.hgetall(self._sockets_key(account_id)), time.time())
 
     async def connected(self, account_id: int, sid: str) -> bool:
-        was_offline = await self._live(account_id) == 0
+        was_offline = not await self._online(account_id)
         key = self._sockets_key(account_id)
         self._local[self._field(sid)] = account_id
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -54,7 +58,7 @@ class RedisPresence:
     async def disconnected(self, account_id: int, sid: str) -> bool:
         self._local.pop(self._field(sid), None)
         await self._redis.hdel(self._sockets_key(account_id), self._field(sid))
-        return await self._live(account_id) == 0
+        return not await self._online(account_id)
 
     async def choose(self, account_id: int, status: str) -> None:
         await self._redis.set(self._status_key(account_id), status, ex=7 * 24 * 3600)
@@ -72,7 +76,7 @@ class RedisPresence:
         out: dict[int, str] = {}
         for i, account_id in enumerate(ids):
             sockets, status = replies[2 * i], replies[2 * i + 1]
-            if not any(float(until) > now for until in sockets.values()):
+            if not _vouched(sockets, now):
                 out[account_id] = "offline"
             else:
                 out[account_id] = (

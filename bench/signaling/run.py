@@ -442,9 +442,7 @@ def run_staff_count(
             proc.join(5)
             if proc.is_alive():
                 proc.kill()
-        for x in servers:
-            x.stop()
-        if args.nodes > 1:
+        if args.nodes > 1:  # the servers stopped as the database context closed
             _flush_redis(args.redis_url)
         if args.keep:
             say(f"kept {data_dir}")
