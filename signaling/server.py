@@ -28,6 +28,7 @@ from signaling.nodes import NodeWatch
 from signaling.presence import CHOSEN, LocalPresence, PresenceLog, PresenceStore, effective
 from signaling.presence_redis import RedisPresence
 from signaling.redis_pool import redis_client as connect_redis
+from signaling.rooms import Manager, RedisManager
 from signaling.scheduler import DeadlineScheduler
 from signaling.service import CallHooks, CallService, NoHooks, Timing
 from sms.http import SMS_WORKER
@@ -162,10 +163,10 @@ def _collector_tuned(change: int) -> None:
 def setup(app: web.Application) -> None:
     """Attach Socket.IO to the app; its services start after the app's own."""
     settings = app[SETTINGS]
-    manager = (
-        socketio.AsyncRedisManager(settings.redis_url, channel="tongban")
-        if settings.redis_url
-        else None
+    # python-socketio's managers with a socket → rooms index (signaling/rooms.py): theirs
+    # walks every room of the namespace for each disconnect
+    manager: Manager = (
+        RedisManager(settings.redis_url, channel="tongban") if settings.redis_url else Manager()
     )
     sio = socketio.AsyncServer(
         async_mode="aiohttp",

@@ -501,3 +501,31 @@ async def test_two_requests_of_one_clerk_at_once_ring_once(start_server: Any, so
     live = await rows(server, s.calls, s.calls.c.state == "ringing")
     assert [r.id for r in live] == [won[0]["call_id"]]
     assert (await caller.call("call:cancel", {"call_id": won[0]["call_id"]}))["ok"]
+
+
+async def test_a_socket_s_rooms_are_indexed_and_gone_after_it_leaves(
+    start_server: Any, sockets: Any
+) -> None:
+    """The node's Socket.IO manager keeps each socket's rooms (signaling/rooms.py), so a
+    disconnect leaves just those; nothing of a socket stays behind once it has gone."""
+    from signaling.rooms import Manager
+    from signaling.server import SIO
+
+    server = await start_server()
+    manager = server.app[SIO].manager
+    assert isinstance(manager, Manager)
+    h1 = await sockets(server, "fq.h1")
+    h2 = await sockets(server, "fq.h2")
+    assert len(manager.sid_rooms["/"]) == 2
+    for sid, rooms in manager.sid_rooms["/"].items():
+        assert set(rooms) == {r for r, members in manager.rooms["/"].items() if sid in members}
+        joined = manager.get_rooms(sid, "/")
+        assert len(joined) == 3 and sid in joined, "its own room, user:…, session:…"
+    await h1.close()
+    await h2.close()
+    for _ in range(50):
+        if not manager.sid_rooms:
+            break
+        await asyncio.sleep(0.05)
+    assert manager.sid_rooms == {}
+    assert manager.rooms == {}

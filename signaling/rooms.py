@@ -1,0 +1,91 @@
+"""Socket.IO client managers that know each socket's rooms.
+
+python-socketio 5.18 keeps a namespace's rooms as ``rooms[namespace][room][sid] = eio_sid``
+and nothing from a socket to its rooms, so ``basic_disconnect`` copies the namespace's
+whole room table and tests every room for the leaving socket. Each of our sockets is in
+three rooms (its own, ``user:…``, ``session:…``), so with 5,000 staff connected a single
+disconnect walks about 15,000 rooms, and when a hall's network drops and a few thousand
+sockets leave together the node spends tens of seconds in that loop while clerks elsewhere
+wait for their calls (BENCHMARKS.md, "Mass disconnect").
+
+``RoomIndex`` keeps the reverse index (namespace → sid → rooms) next to the library's table,
+updated in the three places that change membership (``basic_enter_room``,
+``basic_leave_room``; ``basic_close_room`` goes through the latter), so a disconnect leaves
+exactly the socket's own rooms. Everything else, the pub/sub managers' forwarding
+included, goes through those methods, so the library's behaviour is unchanged:
+``tests/unit/signaling/test_rooms.py`` replays random operation sequences against both and
+compares their tables.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import socketio
+
+Room = str | None
+
+
+class RoomIndex:
+    """Mixin for a python-socketio manager: a socket's rooms without scanning all rooms."""
+
+    rooms: dict[str, dict[Room, Any]]
+    callbacks: dict[str, Any]
+    pending_connect: dict[str, list[str]]
+    pending_disconnect: dict[str, list[str]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # insertion-ordered like the library's table, so get_rooms keeps its order
+        self.sid_rooms: dict[str, dict[str, dict[Room, None]]] = {}
+
+    def basic_enter_room(
+        self, sid: str, namespace: str, room: Room, eio_sid: str | None = None
+    ) -> None:
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)  # type: ignore[misc]
+        self.sid_rooms.setdefault(namespace, {}).setdefault(sid, {})[room] = None
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Room) -> None:
+        super().basic_leave_room(sid, namespace, room)  # type: ignore[misc]
+        by_sid = self.sid_rooms.get(namespace)
+        if by_sid is None:
+            return
+        joined = by_sid.get(sid)
+        if joined is None:
+            return
+        joined.pop(room, None)
+        if not joined:
+            del by_sid[sid]
+            if not by_sid:
+                del self.sid_rooms[namespace]
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        # The library's method with its room scan replaced by the index; the rest as it is.
+        if namespace not in self.rooms:
+            return
+        joined = self.sid_rooms.get(namespace, {}).get(sid)
+        for room in list(joined) if joined else ():
+            self.basic_leave_room(sid, namespace, room)
+        self.callbacks.pop(sid, None)
+        _drop(self.pending_connect, namespace, sid)
+        _drop(self.pending_disconnect, namespace, sid)
+
+    def get_rooms(self, sid: str, namespace: str) -> list[str]:
+        joined = self.sid_rooms.get(namespace, {}).get(sid, ())
+        return [room for room in joined if room is not None]
+
+
+def _drop(pending: dict[str, list[str]], namespace: str, sid: str) -> None:
+    sids = pending.get(namespace)
+    if sids is not None and sid in sids:
+        sids.remove(sid)
+        if not sids:
+            del pending[namespace]
+
+
+class Manager(RoomIndex, socketio.AsyncManager):  # type: ignore[misc]
+    """The in-process manager (one node)."""
+
+
+class RedisManager(RoomIndex, socketio.AsyncRedisManager):  # type: ignore[misc]
+    """The Redis pub/sub manager (a cluster)."""
