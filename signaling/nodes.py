@@ -6,14 +6,16 @@ when that node's key has expired, any other node ends its answered calls with
 the people in them are told instead of staring at frozen video.
 
 A node that dies also leaves its users' presence intervals open (the monthly report would
-count them online). Once a minute one node (a Redis lock) closes every open interval whose
-account has no live socket on any node.
+count them online). Once a minute one node (a Redis lock) looks for open intervals whose
+account has no live socket on any node, and closes those it found so at the look before too.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from datetime import datetime
 
 import redis.asyncio as aioredis
 import sqlalchemy as sa
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 
 KEY = "tongban:node:"
 PRESENCE_LOCK = "tongban:presence-sweep"
+# the open intervals the last look found unvouched for, and when: {"at": iso, "ids": [...]}
+SUSPECTS = "tongban:presence-sweep:suspects"
 
 
 class NodeWatch:
@@ -82,7 +86,15 @@ class NodeWatch:
         return ended
 
     async def close_stale_presence(self) -> int:
-        """Close open presence intervals of accounts no node vouches for; returns how many."""
+        """Close the open presence intervals of accounts that no node vouched for at this
+        look nor at the one before (``presence_every`` apart, whichever node made it);
+        returns how many. They end at the earlier look, when they were first seen so.
+
+        One look is not enough: a socket's disconnect takes it out of Redis before its
+        handler closes the interval, so when thousands of sockets left at once, one look
+        closed 3,312 intervals whose disconnects were still being handled (bench/signaling
+        ``--nodes 2``) and blamed a dead node for them."""
+        now = self._clock.now()
         async with self._db.connect() as conn:
             rows = list(
                 await conn.execute(
@@ -91,24 +103,39 @@ class NodeWatch:
                     )
                 )
             )
-        if not rows:
+        stale: set[int] = set()
+        if rows:
+            chosen = await self._presence.chosen({row.account_id for row in rows})
+            # by row id: an account that connects meanwhile opens a new row, which stays open
+            stale = {row.id for row in rows if chosen.get(row.account_id) == OFFLINE}
+        raw = await self._redis.get(SUSPECTS)
+        before = json.loads(raw) if raw else {"at": None, "ids": []}
+        confirmed = sorted(stale.intersection(before["ids"]))
+        await self._redis.set(
+            SUSPECTS,
+            json.dumps({"at": now.isoformat(), "ids": sorted(stale.difference(confirmed))}),
+            px=int(self.presence_every * 3000),
+        )
+        if not confirmed:
             return 0
-        chosen = await self._presence.chosen({row.account_id for row in rows})
-        # by row id: an account that connects meanwhile opens a new row, which stays open
-        stale = [row.id for row in rows if chosen.get(row.account_id) == OFFLINE]
-        if not stale:
-            return 0
+        first_seen = datetime.fromisoformat(before["at"])
         async with self._db.begin() as conn:
             result = await conn.execute(
                 sa.update(s.presence_intervals)
                 .where(
-                    s.presence_intervals.c.id.in_(stale), s.presence_intervals.c.ended_at.is_(None)
+                    s.presence_intervals.c.id.in_(confirmed),
+                    s.presence_intervals.c.ended_at.is_(None),
                 )
-                .values(ended_at=self._clock.now())
+                .values(ended_at=first_seen)
             )
         closed = int(result.rowcount or 0)
         if closed:
-            log.warning("closed %d presence interval(s) left open by a node that is gone", closed)
+            log.warning(
+                "closed %d presence interval(s) at %s: no node has vouched for their accounts "
+                "since (a node that died, or a disconnect never written)",
+                closed,
+                first_seen.isoformat(),
+            )
         return closed
 
     async def _maybe_close_stale_presence(self) -> None:

@@ -12,6 +12,8 @@ import pytest
 import redis.asyncio as aioredis
 import sqlalchemy as sa
 
+from signaling.rooms import RedisManager
+from signaling.server import SIO
 from storage import schema as s
 from tests.integration.signaling.test_calls import make_case
 
@@ -28,7 +30,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 async def clean_presence() -> Any:
     client = aioredis.from_url(REDIS_URL)
     keys = [k async for k in client.scan_iter("tongban:presence:*")]
-    keys.append("tongban:media:load")
+    keys += ["tongban:media:load", "tongban:presence-sweep:suspects"]
     if keys:
         await client.delete(*keys)
     yield
@@ -38,6 +40,8 @@ async def clean_presence() -> Any:
 async def two_nodes(start_server: Any, **settings: Any) -> tuple[Any, Any]:
     one = await start_server(redis_url=REDIS_URL, node_id="node-1", **settings)
     two = await start_server(redis_url=REDIS_URL, node_id="node-2", **settings)
+    for node in (one, two):  # Redis pub/sub, with the socket → rooms index (signaling/rooms.py)
+        assert isinstance(node.app[SIO].manager, RedisManager)
     return one, two
 
 
@@ -241,6 +245,7 @@ async def test_presence_left_open_by_a_dead_node_is_closed(start_server: Any, so
     from datetime import timedelta
 
     from signaling.nodes import NodeWatch
+    from signaling.presence import OFFLINE, PresenceLog
     from tests.integration.recordings.helpers import account_id
 
     one, two = await two_nodes(start_server)
@@ -251,18 +256,30 @@ async def test_presence_left_open_by_a_dead_node_is_closed(start_server: Any, so
     row = {"account_id": gone, "status": "online", "started_at": since}
     async with one.services.db.begin() as conn:
         await conn.execute(sa.insert(s.presence_intervals).values(**row))
+    # and one whose disconnect is being handled: out of Redis, its interval not closed yet
+    leaving = await account_id(one, "zz.a1")
+    async with one.services.db.begin() as conn:
+        await conn.execute(sa.insert(s.presence_intervals).values(**{**row, "account_id": leaving}))
     client = aioredis.from_url(REDIS_URL)
     no_calls: Any = None  # closing presence needs no call service
+    clock = one.services.clock
     try:
-        watch = NodeWatch(client, "node-1", one.services.db, no_calls)
-        assert await watch.close_stale_presence() == 1
+        watch = NodeWatch(client, "node-1", one.services.db, no_calls, clock=clock)
+        before_look = clock.now()
+        assert await watch.close_stale_presence() == 0, "one look is not enough"
+        after_look = clock.now()
+        await PresenceLog(one.services.db).change(leaving, OFFLINE, clock.now())
+        clock.advance(minutes=1)
+        # the next look, by another node: both looks found the dead node's user unvouched for
+        other = NodeWatch(client, "node-2", one.services.db, no_calls, clock=clock)
+        assert await other.close_stale_presence() == 1
+        assert await other.close_stale_presence() == 0
     finally:
         await client.aclose()
     async with one.services.db.connect() as conn:
-        rows = list(
-            await conn.execute(
-                sa.select(s.presence_intervals).where(s.presence_intervals.c.ended_at.is_(None))
-            )
-        )
+        rows = list(await conn.execute(sa.select(s.presence_intervals)))
     h1 = await account_id(one, "fq.h1")
-    assert [r.account_id for r in rows] == [h1], "the connected user's interval stays open"
+    still_open = [r.account_id for r in rows if r.ended_at is None]
+    assert still_open == [h1], "the connected user's interval stays open"
+    (dead,) = [r for r in rows if r.account_id == gone]
+    assert before_look <= dead.ended_at <= after_look, "ended when first seen unvouched for"
