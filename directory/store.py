@@ -15,6 +15,7 @@ from directory.office_hours import Period
 from directory.snapshot import DirectorySnapshot
 from directory.workcalendar import LoadedDay, WorkCalendar
 from storage import schema as s
+from storage import sqlfast
 
 
 async def load_snapshot(conn: AsyncConnection, *, calendar_fallback: str) -> DirectorySnapshot:
@@ -96,9 +97,23 @@ async def list_accounts(conn: AsyncConnection, *, where: Any = None) -> list[Acc
     return [_account(r, windows.get(r.id, ())) for r in rows]
 
 
+# one account and its windows, for every session check (storage/sqlfast.py: on the
+# server's SQLite, read on the loop's own connection instead of four trips to aiosqlite's
+# thread per statement)
+ACCOUNT_BY_ID = sa.select(s.accounts).where(s.accounts.c.id == sa.bindparam("account_id"))
+WINDOWS_OF = (
+    sa.select(s.account_windows.c.window_id)
+    .where(s.account_windows.c.account_id == sa.bindparam("account_id"))
+    .order_by(s.account_windows.c.window_id)
+)
+
+
 async def account_by_id(conn: AsyncConnection, account_id: int) -> Account | None:
-    found = await list_accounts(conn, where=s.accounts.c.id == account_id)
-    return found[0] if found else None
+    found = await sqlfast.fetch(conn, ACCOUNT_BY_ID, {"account_id": account_id})
+    if not found:
+        return None
+    windows = await sqlfast.fetch(conn, WINDOWS_OF, {"account_id": account_id})
+    return _account(found[0], tuple(r.window_id for r in windows))
 
 
 async def account_by_username(conn: AsyncConnection, username: str) -> Account | None:

@@ -29,10 +29,10 @@ from directory.service import DirectoryService
 from directory.snapshot import DirectorySnapshot
 from oversight.rules import month_of
 from signaling import callstate as cs
-from signaling import sqlfast
 from signaling.callstate import Call
 from sms.outbox import enqueue
 from storage import schema as s
+from storage import sqlfast
 from storage.database import Database
 from tongban.clock import Clock
 from tongban.errors import Conflict, Forbidden, InvalidInput, InvalidState, NotFound
@@ -191,7 +191,7 @@ def _load_query() -> sa.Select[Any]:
 
 # The hot path's statements, built once: building and cache-keying a statement costs more
 # CPU than SQLite takes to run it; on SQLite each runs in one hand-off to aiosqlite's thread
-# (signaling/sqlfast.py).
+# (storage/sqlfast.py).
 REQUEST_QUERY = _request_query()
 LOAD_CALL = _load_query()
 LOAD_CALL_LOCKED = LOAD_CALL.with_for_update(of=s.calls)

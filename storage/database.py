@@ -115,7 +115,7 @@ class Database:
 
     def direct(self) -> sqlite3.Connection | None:
         """A SQLite connection used on the event loop's thread, without aiosqlite (None
-        unless asked for, and on other databases); signaling/sqlfast.py runs the call path's
+        unless asked for, and on other databases); storage/sqlfast.py runs the call path's
         statements on it.
 
         Why: every statement aiosqlite runs on its thread must take the GIL back from the

@@ -17,7 +17,7 @@ def _skip_idle_ends(engine: AsyncEngine) -> None:
     """On aiosqlite, every commit and rollback is a hand-off to the connection's thread and
     back (0.3-0.5 ms on these machines), also when there is nothing to end: the pool rolls
     back every connection it gets back, after a commit too, and the call path commits its
-    writes together with them (signaling/sqlfast.py). Here a commit or rollback with no
+    writes together with them (storage/sqlfast.py). Here a commit or rollback with no
     transaction open on the driver (``sqlite3.Connection.in_transaction``, which aiosqlite
     reads without a hand-off) is skipped: sqlite3 itself does nothing in that case."""
     dialect = engine.sync_engine.dialect

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.signaling.instrumented serve --port 8080
 
 Wraps `storage.db.create_engine` to count SQL statements and transactions (and
-`signaling.sqlfast`, whose statements bypass SQLAlchemy's events), and registers a
+`storage.sqlfast`, whose statements bypass SQLAlchemy's events), and registers a
 `gc.callbacks` hook that times every collection. `GET /_bench/stats` returns the counters;
 `POST /_bench/gc-freeze` runs `gc.collect(); gc.freeze()` (the NOTES' proposal) so that a run
 can compare. `POST /_bench/cprofile?action=start` profiles the event loop's thread with cProfile
@@ -109,8 +109,8 @@ def _install() -> None:
 
     tongban_app.create_engine = create_engine  # type: ignore[attr-defined]
 
-    # statements signaling/sqlfast.py runs on the driver connection bypass SQLAlchemy's events
-    from signaling import sqlfast
+    # statements storage/sqlfast.py runs on the driver connection bypass SQLAlchemy's events
+    from storage import sqlfast
 
     def counted(fn: Any, kind: str) -> Any:
         async def wrapper(conn: Any, stmt: Any, params: Any) -> Any:

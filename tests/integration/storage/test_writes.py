@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from signaling import sqlfast
 from storage import schema as s
+from storage import sqlfast
 from storage.database import Database
 from storage.db import create_engine
 

@@ -3,8 +3,10 @@ the audit records they leave. Runs on SQLite and on the real PostgreSQL server."
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from storage import schema as s
@@ -95,6 +97,12 @@ async def test_idle_and_absolute_timeouts(start_server: Any, clock: Any) -> None
     clock.advance(minutes=31)
     status, body = await api.get("/api/me")
     assert status == 401 and body["error"]["code"] == "session_expired"
+    async with server.services.db.connect() as conn:
+        ended = list(
+            await conn.execute(sa.select(s.sessions).where(s.sessions.c.revoked_at.is_not(None)))
+        )
+    # stored as ended, on PostgreSQL too (the refusal used to roll the update back there)
+    assert [r.revoked_reason for r in ended] == ["expired"]
     api2 = await server.browser("fq.h2")
     for _ in range(25):  # active every 29 minutes, but only 12 hours in all
         clock.advance(minutes=29)
@@ -192,3 +200,27 @@ async def test_the_app_cannot_edit_or_delete_the_audit_log(start_server: Any) ->
         except sa.exc.DBAPIError:
             continue
         raise AssertionError(f"{statement} was allowed on the audit log")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # the server's direct connection is SQLite's
+async def test_a_session_check_takes_no_trip_to_aiosqlites_thread(
+    start_server: Any, clock: Any, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every socket's session is checked again every 15 s, every HTTP request checks it: on
+    the server's SQLite the reads and the occasional touch run on the loop's connection."""
+    from tests.integration.storage.test_writes import HandOffs
+
+    server = await start_server()
+    await server.browser("fq.h1")
+    async with server.services.db.connect() as conn:
+        ((session_id, before),) = list(
+            await conn.execute(sa.select(s.sessions.c.id, s.sessions.c.last_seen_at))
+        )
+    clock.advance(minutes=2)  # past TOUCH_EVERY: the check also writes last_seen_at
+    counter = HandOffs(monkeypatch)
+    session = await server.services.sessions.resolve_id(session_id)
+    assert session.account.username == "fq.h1" and session.account.window_ids
+    assert counter.count == 0, "no trip to aiosqlite's thread"
+    async with server.services.db.connect() as conn:
+        seen = await conn.scalar(sa.select(s.sessions.c.last_seen_at))
+    assert seen is not None and seen >= before + timedelta(minutes=2), "touched and committed"
