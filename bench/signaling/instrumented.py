@@ -137,6 +137,46 @@ def _install() -> None:
     tongban_app.create_app = create_app
     gc.callbacks.append(_on_gc)
     _time_turns()
+    _time_requests()
+
+
+# seconds from a call:request's Socket.IO message reaching the loop (engine.io hands it over)
+# to its call:incoming frames queued for the callees' sockets (the handler's emits done):
+# the server's own share of the clients' latency, without the clients' loops and the network
+REQUESTS: list[float] = []
+_arrived: Any = None  # ContextVar[float], made in _time_requests
+
+
+def _time_requests() -> None:
+    from contextvars import ContextVar
+
+    import socketio
+
+    from signaling.service import CallService
+
+    global _arrived
+    arrived: ContextVar[float] = ContextVar("bench_arrived", default=0.0)
+    _arrived = arrived
+    handle_message = socketio.AsyncServer._handle_eio_message
+
+    async def stamped(self: Any, eio_sid: str, data: Any) -> Any:
+        # the handler's task (async_handlers) copies this context, so it sees the stamp
+        token = arrived.set(time.perf_counter())
+        try:
+            return await handle_message(self, eio_sid, data)
+        finally:
+            arrived.reset(token)
+
+    socketio.AsyncServer._handle_eio_message = stamped  # type: ignore[method-assign]
+    request = CallService.request
+
+    async def timed(self: CallService, *args: Any, **kwargs: Any) -> Any:
+        answer = await request(self, *args, **kwargs)
+        if arrived.get():
+            REQUESTS.append(time.perf_counter() - arrived.get())
+        return answer
+
+    CallService.request = timed  # type: ignore[method-assign]
 
 
 TURNS: dict[str, float] = {"count": 0, "wait_s": 0.0, "hold_s": 0.0, "max_wait_ms": 0.0}
@@ -181,7 +221,16 @@ async def _stats(request: web.Request) -> web.Response:
         # of every instrumented phase): only when asked, not per phase
         collector["tracked_objects"] = len(gc.get_objects())
         collector["frozen"] = gc.get_freeze_count()
-    answer = web.json_response({"sql": dict(STATEMENTS), "gc": collector, "turns": dict(TURNS)})
+    since = int(request.query.get("requests_since", "-1"))
+    answer = web.json_response(
+        {
+            "sql": dict(STATEMENTS),
+            "gc": collector,
+            "turns": dict(TURNS),
+            "requests": len(REQUESTS),
+            "request_s": REQUESTS[since:] if since >= 0 else [],
+        }
+    )
     if request.query.get("reset"):
         GC["max_ms"] = 0.0
         GC["over_10ms"] = 0

@@ -221,9 +221,15 @@ def start_server(env: dict[str, str], data_dir: Path, *, instrument: bool) -> Se
     raise RuntimeError("server not healthy after 90 s")
 
 
-def bench_stats(server: Server, *, reset: bool = False, path: str = "stats") -> dict[str, Any]:
-    """Counters of the instrumented server (instrumented.py)."""
-    url = f"{server.url}/_bench/{path}" + ("?reset=1" if reset else "")
+def bench_stats(
+    server: Server, *, reset: bool = False, path: str = "stats", requests_since: int = -1
+) -> dict[str, Any]:
+    """Counters of the instrumented server (instrumented.py); ``requests_since``: also the
+    server-side request times recorded since that many."""
+    query = {"reset": "1"} if reset else {}
+    if requests_since >= 0:
+        query["requests_since"] = str(requests_since)
+    url = f"{server.url}/_bench/{path}" + ("?" + urllib.parse.urlencode(query) if query else "")
     method = "POST" if path != "stats" else "GET"
     with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=30) as answer:
         result: dict[str, Any] = json.loads(answer.read())
@@ -516,7 +522,14 @@ def _phase(
     sent = sum(a["sent"] for a in answers)
     if stats0 is not None:
         # after the answers: every request of the phase has been cancelled by now
-        stats1 = bench_stats(server)
+        stats1 = bench_stats(server, requests_since=stats0.get("requests", 0))
+        inside = sorted(stats1.get("request_s", []))
+        if inside:
+            say(
+                f"{rate:g}/s: server side, call:request reaching the loop -> its call:incoming "
+                f"queued: p50 {1000 * pct(inside, 50):.1f} p99 {1000 * pct(inside, 99):.1f} "
+                f"max {1000 * inside[-1]:.1f} ms ({len(inside)} requests)"
+            )
         sql0, sql1 = stats0["sql"], stats1["sql"]
         row.sql_per_request = (sql1["statements"] - sql0["statements"]) / max(1, sent)
         row.tx_per_request = (sql1["checkouts"] - sql0["checkouts"]) / max(1, sent)

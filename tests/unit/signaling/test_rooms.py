@@ -18,7 +18,7 @@ def _join(manager: Any, sid: str, eio_sid: str) -> None:
     manager.basic_enter_room(sid, NS, None, eio_sid=eio_sid)
     manager.basic_enter_room(sid, NS, sid, eio_sid=eio_sid)
     manager.pending_connect.setdefault(NS, []).append(sid)
-    manager.connect(sid, NS)  # BaseManager's: no longer pending
+    socketio.base_manager.BaseManager.connect(manager, sid, NS)  # no longer pending
 
 
 def _table(manager: Any) -> dict[str, dict[Any, dict[str, str]]]:
@@ -125,3 +125,49 @@ def test_a_disconnect_touches_only_the_sockets_own_rooms(cls: type) -> None:
     assert "s7" not in dict.keys(manager.rooms[NS])
     assert "s7" not in manager.rooms[NS][None]
     assert manager.get_rooms("s8", NS) == ["s8", "user:8"]
+
+
+class _Server:
+    """What a manager's emit uses of the server: its packet class and the engine.io send."""
+
+    packet_class = socketio.packet.Packet
+
+    def __init__(self, failing: str = "") -> None:
+        self.sent: list[tuple[str, str]] = []
+        self.failing = failing
+
+    async def _send_eio_packet(self, eio_sid: str, pkt: Any) -> None:
+        if eio_sid == self.failing:
+            raise RuntimeError("socket gone")
+        self.sent.append((eio_sid, pkt.encode()))
+
+
+def _emitting(failing: str = "") -> Any:
+    from signaling.rooms import Manager
+
+    manager: Any = Manager()
+    manager.server = _Server(failing)
+    for i in range(4):
+        _join(manager, f"s{i}", f"e{i}")
+        manager.basic_enter_room(f"s{i}", NS, f"user:{i % 2}")
+    return manager
+
+
+def test_an_emit_reaches_every_member_of_its_rooms_once_without_suspending() -> None:
+    manager = _emitting()
+    # driven by hand, with no event loop: it must finish in one step (the library's waits
+    # for a task per recipient, after everything else ready on the loop)
+    step = manager.emit("call:incoming", {"n": 1}, NS, to=["user:0", "user:1"], skip_sid="s3")
+    with pytest.raises(StopIteration):
+        step.send(None)
+    assert sorted(e for e, _ in manager.server.sent) == ["e0", "e1", "e2"]
+    assert {p for _, p in manager.server.sent} == {'42["call:incoming",{"n":1}]'}
+
+
+def test_one_recipient_failing_does_not_stop_the_others(caplog: pytest.LogCaptureFixture) -> None:
+    manager = _emitting(failing="e0")
+    step = manager.emit("call:ended", None, NS, to="user:0")
+    with pytest.raises(StopIteration):
+        step.send(None)
+    assert [e for e, _ in manager.server.sent] == ["e2"]
+    assert "sending call:ended to socket s0 failed" in caplog.text
