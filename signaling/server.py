@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from directory.model import Account
 from oversight.http import escalation_notifiers
 from oversight.notify import EscalationEvent
+from signaling import engineio_internals
 from signaling.nodes import NodeWatch
 from signaling.presence import CHOSEN, LocalPresence, PresenceLog, PresenceStore, effective
 from signaling.presence_redis import RedisPresence
@@ -163,6 +164,7 @@ def _collector_tuned(change: int) -> None:
 def setup(app: web.Application) -> None:
     """Attach Socket.IO to the app; its services start after the app's own."""
     settings = app[SETTINGS]
+    engineio_internals.install()  # socket writers wait for packets in one turn, not three
     # python-socketio's managers with a socket → rooms index (signaling/rooms.py): theirs
     # walks every room of the namespace for each disconnect
     manager: Manager = (

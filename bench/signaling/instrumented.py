@@ -127,6 +127,12 @@ def _install() -> None:
 
     def create_app(*args: Any, **kwargs: Any) -> web.Application:
         app = original_app(*args, **kwargs)
+        if os.environ.get("TB_BENCH_LIBRARY_POLL"):  # A/B: engine.io's own writer wait
+            from engineio import async_socket
+
+            from signaling.engineio_internals import ORIGINAL_POLL
+
+            async_socket.AsyncSocket.poll = ORIGINAL_POLL
         app.router.add_get("/_bench/stats", _stats)
         app.router.add_post("/_bench/gc-freeze", _freeze)
         app.router.add_post("/_bench/cprofile", _cprofile)
