@@ -273,7 +273,8 @@ class CallService:
         entry = self._locks.setdefault(call_id, _KeyedLock())
         entry.users += 1
         try:
-            opened = self._db.begin() if writes_at_end else self._db.write()
+            # reads first: on the server's SQLite a pooled connection only if a write needs it
+            opened = self._db.lazy() if writes_at_end else self._db.write()
             async with entry.lock, opened as conn:
                 yield conn
         finally:
@@ -512,7 +513,7 @@ class CallService:
         if caller.role != "staff" or not applicant_windows:
             raise Forbidden("只有申请地通办窗口人员可以发起协助请求", code="not_applicant_staff")
         outbox = Outbox()
-        async with self._db.begin() as conn:
+        async with self._db.lazy() as conn:  # storage/database.py: no pooled connection here
             # one statement for the case, the caller's live call and whether anyone at the
             # home window is absent now (a round trip costs more than the three lookups)
             found = await sqlfast.fetch(

@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from storage.database import direct_for
+from storage.database import LazyConnection, direct_for
 
 Processor = Callable[[Any], Any] | None
 
@@ -126,23 +126,24 @@ async def fetch(
     conn: AsyncConnection, stmt: sa.Select[Any], params: Mapping[str, Any]
 ) -> list[Any]:
     """The rows of a query, with attribute access by column name."""
-    driver = _driver(conn)
-    if driver is None:
-        return list(await conn.execute(stmt, dict(params)))
-    compiled = _compile(stmt, conn.dialect, tuple(sorted(params)))
+    rows: Any = None
+    if isinstance(conn, LazyConnection) and not conn.started:
+        # no transaction yet, so nothing uncommitted to see: the loop's own connection
+        compiled = _compile(stmt, conn.dialect, tuple(sorted(params)))
+        args = _args(compiled, params)
+        rows = _direct_rows(conn.direct(), compiled.sql, args)
+    if rows is None:
+        conn = await _opened(conn)
+        driver = _driver(conn)
+        if driver is None:
+            return list(await conn.execute(stmt, dict(params)))
+        compiled = _compile(stmt, conn.dialect, tuple(sorted(params)))
+        args = _args(compiled, params)
+        rows = _direct_rows(_direct(conn, driver), compiled.sql, args)
+        if rows is None:
+            rows = await driver.execute_fetchall(compiled.sql, args)
     assert compiled.row is not None
     make, results = compiled.row, compiled.results
-    args = _args(compiled, params)
-    rows: Any = None
-    direct = _direct(conn, driver)
-    if direct is not None:
-        try:
-            rows = direct.execute(compiled.sql, args).fetchall()
-        except sqlite3.OperationalError as err:
-            if not _locked(err):
-                raise
-    if rows is None:
-        rows = await driver.execute_fetchall(compiled.sql, args)
     return [
         make(*(p(v) if p is not None else v for p, v in zip(results, raw, strict=True)))
         for raw in rows
@@ -158,6 +159,7 @@ async def change(
     returns the number of rows it changed."""
     many = not isinstance(params, Mapping)
     sets: list[Mapping[str, Any]] = [params] if isinstance(params, Mapping) else list(params)
+    conn = await _opened(conn)
     driver = _driver(conn)
     if driver is None:
         result = await conn.execute(stmt, [dict(p) for p in sets] if many else dict(sets[0]))
@@ -189,6 +191,12 @@ async def changes(
     ``begin()`` ends, as before. ``first_changes``: stop after the first change unless it
     changed exactly that many rows (a compare-and-set), so nothing after it is written or
     committed; the caller sees the count and raises."""
+    if isinstance(conn, LazyConnection) and not conn.started and commit:
+        # no transaction to join: committed by themselves on the loop's own connection
+        done = _direct_changes(conn.direct(), _prepare(conn, steps), first_changes)
+        if done is not None:
+            return done
+    conn = await _opened(conn)
     driver = _driver(conn)
     queue = getattr(driver, "_execute", None)
     if driver is None or queue is None:
@@ -198,32 +206,11 @@ async def changes(
             if first_changes is not None and counts[0] != first_changes:
                 break
         return counts
-    prepared: list[tuple[str, Any, bool]] = []
-    for stmt, params in steps:
-        sets: list[Mapping[str, Any]] = [params] if isinstance(params, Mapping) else list(params)
-        compiled = _compile(stmt, conn.dialect, tuple(sorted(sets[0])))
-        if isinstance(params, Mapping):
-            prepared.append((compiled.sql, _args(compiled, params), False))
-        else:
-            prepared.append((compiled.sql, [_args(compiled, p) for p in sets], True))
-
-    direct = _direct(conn, driver) if commit else None
-    if direct is not None:
-        try:
-            direct.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as err:
-            if not _locked(err):
-                raise
-        else:
-            try:
-                counts, complete = _apply(direct, prepared, first_changes)
-                # a compare-and-set that missed: nothing is kept (the caller raises)
-                direct.execute("COMMIT" if complete else "ROLLBACK")
-            except BaseException:
-                if direct.in_transaction:
-                    direct.execute("ROLLBACK")
-                raise
-            return counts
+    prepared = _prepare(conn, steps)
+    if commit:
+        done = _direct_changes(_direct(conn, driver), prepared, first_changes)
+        if done is not None:
+            return done
 
     def run() -> list[int]:
         raw = driver._conn  # aiosqlite's sqlite3 connection, used here on aiosqlite's thread
@@ -233,8 +220,68 @@ async def changes(
         # else not committed: the caller raises, its transaction rolls back
         return counts
 
-    done: list[int] = await queue(run)
-    return done
+    ran: list[int] = await queue(run)
+    return ran
+
+
+def _prepare(conn: AsyncConnection, steps: Sequence[Change]) -> list[tuple[str, Any, bool]]:
+    """Each change's SQL and arguments, and whether it has several parameter sets."""
+    prepared: list[tuple[str, Any, bool]] = []
+    for stmt, params in steps:
+        sets: list[Mapping[str, Any]] = [params] if isinstance(params, Mapping) else list(params)
+        compiled = _compile(stmt, conn.dialect, tuple(sorted(sets[0])))
+        if isinstance(params, Mapping):
+            prepared.append((compiled.sql, _args(compiled, params), False))
+        else:
+            prepared.append((compiled.sql, [_args(compiled, p) for p in sets], True))
+    return prepared
+
+
+def _direct_rows(direct: sqlite3.Connection | None, sql: str, args: list[Any]) -> Any:
+    """A query's raw rows from the loop's own connection; None if there is none, or if
+    another connection holds SQLite's lock (the caller goes the pooled way)."""
+    if direct is None:
+        return None
+    try:
+        return direct.execute(sql, args).fetchall()
+    except sqlite3.OperationalError as err:
+        if not _locked(err):
+            raise
+        return None
+
+
+def _direct_changes(
+    direct: sqlite3.Connection | None,
+    prepared: list[tuple[str, Any, bool]],
+    first_changes: int | None,
+) -> list[int] | None:
+    """Changes committed together on the loop's own connection; None if there is none, or
+    if another connection holds SQLite's lock (the caller goes the pooled way)."""
+    if direct is None:
+        return None
+    try:
+        direct.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as err:
+        if not _locked(err):
+            raise
+        return None
+    try:
+        counts, complete = _apply(direct, prepared, first_changes)
+        # a compare-and-set that missed: nothing is kept (the caller raises)
+        direct.execute("COMMIT" if complete else "ROLLBACK")
+    except BaseException:
+        if direct.in_transaction:
+            direct.execute("ROLLBACK")
+        raise
+    return counts
+
+
+async def _opened(conn: AsyncConnection) -> AsyncConnection:
+    """The connection to run on: a lazy transaction's pooled one, taken now if need be."""
+    if isinstance(conn, LazyConnection):
+        opened: AsyncConnection = await conn.connection()
+        return opened
+    return conn
 
 
 def _apply(

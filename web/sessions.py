@@ -197,7 +197,7 @@ class SessionService:
 
     async def resolve_id(self, sid: str, *, touch: bool = True) -> Session:
         now = self._clock.now()
-        async with self._db.begin() as conn:
+        async with self._db.lazy() as conn:
             # storage/sqlfast.py: on the server's SQLite these reads take no trip to aiosqlite's
             # thread. Every socket's session is checked again every 15 s (signaling/server.py)
             # and every HTTP request checks it: through SQLAlchemy and aiosqlite that was one

@@ -111,10 +111,13 @@ def _install() -> None:
 
     # statements storage/sqlfast.py runs on the driver connection bypass SQLAlchemy's events
     from storage import sqlfast
+    from storage.database import LazyConnection
 
     def counted(fn: Any, kind: str) -> Any:
         async def wrapper(conn: Any, stmt: Any, params: Any) -> Any:
-            if sqlfast._driver(conn) is not None:
+            # a lazy transaction (storage/database.py) has no driver connection until it
+            # needs one: its statements go to the loop's own SQLite connection
+            if sqlfast._driver(conn) is not None or isinstance(conn, LazyConnection):
                 STATEMENTS["statements"] += 1
                 STATEMENTS[kind] += 1
             return await fn(conn, stmt, params)

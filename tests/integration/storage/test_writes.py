@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage import schema as s
 from storage import sqlfast
@@ -256,19 +257,20 @@ async def test_direct_queries_and_commits_need_no_hand_off(
     assert await _actors(db) == ["t1", "t2", "t3"], "committed: the pool's connections see it"
 
 
+@pytest.mark.parametrize("opening", ["begin", "lazy"])
 @pytest.mark.parametrize("backend", ["sqlite"])
 async def test_direct_changes_keep_nothing_of_a_failed_or_missed_write(
-    direct_db: Database, backend: str
+    direct_db: Database, backend: str, opening: str
 ) -> None:
     db = direct_db
     taken = {**_row(1), "id": 10**6}
-    async with db.begin() as conn, db.writing(conn):
+    async with getattr(db, opening)() as conn, db.writing(conn):
         await sqlfast.changes(conn, [(INSERT, taken)], commit=True)
     with pytest.raises(sqlite3.IntegrityError):  # what the call service turns into a Conflict
-        async with db.begin() as conn, db.writing(conn):
+        async with getattr(db, opening)() as conn, db.writing(conn):
             await sqlfast.changes(conn, [(INSERT, _row(2)), (INSERT, taken)], commit=True)
     missing = sa.update(NOTE).where(NOTE.c.actor == sa.bindparam("b_actor")).values(result="x")
-    async with db.begin() as conn, db.writing(conn):
+    async with getattr(db, opening)() as conn, db.writing(conn):
         counts = await sqlfast.changes(
             conn, [(missing, {"b_actor": "nobody"}), (INSERT, _row(3))],
             commit=True, first_changes=1,
@@ -279,9 +281,14 @@ async def test_direct_changes_keep_nothing_of_a_failed_or_missed_write(
     assert await _actors(db) == ["t1"], "t2 rolled back with the failed insert, t3 never ran"
 
 
+@pytest.mark.parametrize("opening", ["begin", "lazy"])
 @pytest.mark.parametrize("backend", ["sqlite"])
 async def test_direct_changes_wait_in_aiosqlites_thread_for_another_connections_lock(
-    direct_db: Database, backend: str, database_url: str, monkeypatch: pytest.MonkeyPatch
+    direct_db: Database,
+    backend: str,
+    opening: str,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Another process (``tongban purge``, say) or a write outside the turn holds SQLite's
     lock: the direct connection does not wait on the loop; the changes go the pooled way and
@@ -293,7 +300,7 @@ async def test_direct_changes_wait_in_aiosqlites_thread_for_another_connections_
         other.execute("BEGIN IMMEDIATE")
 
         async def write() -> list[int]:
-            async with db.begin() as conn, db.writing(conn):
+            async with getattr(db, opening)() as conn, db.writing(conn):
                 return await sqlfast.changes(conn, [(INSERT, _row(1))], commit=True)
 
         task = asyncio.create_task(write())
@@ -316,3 +323,63 @@ async def test_a_query_inside_a_transaction_sees_its_own_writes(
         assert [r.actor for r in await sqlfast.fetch(conn, BY_ACTOR, {"who": "t1"})] == ["t1"]
         await conn.rollback()
     assert await _actors(direct_db) == []
+
+
+class Checkouts:
+    """Counts the pooled connections taken."""
+
+    def __init__(self, db: Database) -> None:
+        self.count = 0
+
+        def taken(*_args: Any) -> None:
+            self.count += 1
+
+        sa.event.listen(db.engine.sync_engine, "checkout", taken)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_lazy_transaction_of_direct_statements_takes_no_pooled_connection(
+    direct_db: Database, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = direct_db
+    async with db.connect() as conn:  # a pooled connection exists (opening one is hand-offs)
+        await conn.scalar(sa.select(1))
+    checkouts, counter = Checkouts(db), HandOffs(monkeypatch)
+    async with db.lazy() as conn:
+        assert await sqlfast.fetch(conn, BY_ACTOR, {"who": "t1"}) == []
+        async with db.writing(conn):
+            assert await sqlfast.changes(conn, [(INSERT, _row(1))], commit=True) == [1]
+    assert checkouts.count == 0 and counter.count == 0
+    assert await _actors(db) == ["t1"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_lazy_transaction_takes_the_pooled_connection_when_a_statement_needs_it(
+    direct_db: Database, backend: str
+) -> None:
+    """Anything but sqlfast's direct statements begins the pooled transaction; from then on
+    it is that connection's: committed at the end, rolled back on an error."""
+    db = direct_db
+    checkouts = Checkouts(db)
+    async with db.lazy() as conn:
+        await conn.execute(INSERT, _row(1))
+        assert checkouts.count == 1
+        # a query now runs in the transaction and sees its uncommitted write
+        assert [r.actor for r in await sqlfast.fetch(conn, BY_ACTOR, {"who": "t1"})] == ["t1"]
+    with pytest.raises(RuntimeError):
+        async with db.lazy() as conn:
+            await sqlfast.changes(conn, [(INSERT, _row(2))])  # joins, does not commit
+            await conn.execute(INSERT, _row(3))
+            raise RuntimeError("the caller fails")
+    with pytest.raises(RuntimeError):
+        async with db.lazy() as conn, db.writing(conn):
+            await sqlfast.changes(conn, [(INSERT, _row(4))])
+            raise RuntimeError("before the writer's commit")
+    assert await _actors(db) == ["t1"], "t2, t3, t4 rolled back"
+
+
+async def test_lazy_is_begin_without_a_direct_connection(db: Database, backend: str) -> None:
+    async with db.lazy() as conn:
+        assert isinstance(conn, AsyncConnection)
+        await sqlfast.changes(conn, [(INSERT, _row(1))])
+    assert await _actors(db) == ["t1"]
