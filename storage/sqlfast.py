@@ -22,7 +22,9 @@ The server's SQLite gives a third way (``Database.direct``, storage/database.py)
 made outside a transaction, and changes that commit by themselves, run on a connection of the
 event loop's own thread, with no hand-off at all (0.1-0.5 ms of the loop's time; each
 hand-off waited for the GIL). If that connection meets another's write lock, the statements
-go to aiosqlite's thread as above and wait there.
+go to aiosqlite's thread as above and wait there. In a ``Database.lazy()`` transaction whose
+pooled connection has not been taken yet, that is where they go first; the pooled
+connection is taken only for a statement that must join a transaction.
 
 Only for statements built once (module constants): the cache is keyed by the statement
 object. No expanding IN parameters, no Python-side column defaults (the call tables have none).
