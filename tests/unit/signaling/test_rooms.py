@@ -171,3 +171,28 @@ def test_one_recipient_failing_does_not_stop_the_others(caplog: pytest.LogCaptur
         step.send(None)
     assert [e for e, _ in manager.server.sent] == ["e2"]
     assert "sending call:ended to socket s0 failed" in caplog.text
+
+
+def test_the_redis_managers_local_delivery_is_in_turn_too() -> None:
+    """Every node delivers each emit that reaches it over Redis to its own sockets: in turn,
+    as one node does (no Redis is touched: the message is handed over as the listener would)."""
+    from signaling.rooms import InTurn, RedisManager
+
+    order = RedisManager.__mro__
+    from socketio.async_pubsub_manager import AsyncPubSubManager
+
+    assert order.index(AsyncPubSubManager) < order.index(InTurn)
+    manager: Any = RedisManager("redis://127.0.0.1:6379/15")
+    manager.server = _Server()
+    for i in range(3):
+        _join(manager, f"s{i}", f"e{i}")
+        manager.basic_enter_room(f"s{i}", NS, f"user:{i}")
+    message = {
+        "method": "emit", "event": "call:incoming", "data": [{"n": 1}], "binary": False,
+        "namespace": NS, "room": ["user:0", "user:2"], "skip_sid": None, "callback": None,
+        "host_id": "another-node",
+    }  # fmt: skip
+    step = manager._handle_emit(message)
+    with pytest.raises(StopIteration):
+        step.send(None)
+    assert sorted(e for e, _ in manager.server.sent) == ["e0", "e2"]
