@@ -167,7 +167,7 @@ def setup(app: web.Application) -> None:
     engineio_internals.install()  # socket writers wait for packets in one turn, not three
     # python-socketio's managers with a socket → rooms index (signaling/rooms.py): theirs
     # walks every room of the namespace for each disconnect
-    manager: Manager = (
+    manager: socketio.AsyncManager = (
         RedisManager(settings.redis_url, channel="tongban") if settings.redis_url else Manager()
     )
     sio = socketio.AsyncServer(

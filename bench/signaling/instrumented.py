@@ -153,7 +153,6 @@ def _install() -> None:
 # to its call:incoming frames queued for the callees' sockets (the handler's emits done):
 # the server's own share of the clients' latency, without the clients' loops and the network
 REQUESTS: list[float] = []
-_arrived: Any = None  # ContextVar[float], made in _time_requests
 
 
 def _time_requests() -> None:
@@ -163,9 +162,7 @@ def _time_requests() -> None:
 
     from signaling.service import CallService
 
-    global _arrived
     arrived: ContextVar[float] = ContextVar("bench_arrived", default=0.0)
-    _arrived = arrived
     handle_message = socketio.AsyncServer._handle_eio_message
 
     async def stamped(self: Any, eio_sid: str, data: Any) -> Any:
