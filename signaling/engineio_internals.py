@@ -1,4 +1,5 @@
-"""The one touch of python-engineio's internals: how a socket's writer waits for packets.
+"""Two touches of python-engineio's internals: how a socket's writer waits for packets, and
+that a WebSocket is not compressed.
 
 engine.io's ``AsyncSocket.poll`` (4.15.1) waits for a socket's next packet with
 ``asyncio.wait_for(queue.get(), timeout)``. On Python 3.11 that wraps the get in a task of
@@ -12,6 +13,15 @@ task waits on the queue, and the packet reaches it after one turn. Same time-out
 answers (the packets, ``[]`` once the socket is closing, ``QueueEmpty`` on time-out or
 cancellation). python-engineio is pinned in pyproject.toml and
 ``tests/unit/signaling/test_engineio_internals.py`` fails if the library's ``poll`` changes.
+
+Compression: engine.io's aiohttp driver opens each WebSocket with aiohttp's default
+``compress=True``, so every browser (Chromium always offers permessage-deflate) gets a
+compressed connection: a zlib compressor and decompressor per socket, ~96 KiB more per
+connected staff member (132.8 against 36.5 KiB measured, BENCHMARKS.md), and every frame
+deflated and inflated for signaling messages of a few hundred bytes. The reference server
+turned it off by default for that reason (engine.io 4.0, "disable perMessageDeflate by
+default"). ``UncompressedWebSocket`` is the driver's class with ``compress=False``; the same
+test guards its source.
 """
 
 from __future__ import annotations
@@ -19,9 +29,31 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from aiohttp.web import WebSocketResponse
 from engineio import async_socket, exceptions
+from engineio.async_drivers import aiohttp as engineio_aiohttp
 
 ORIGINAL_POLL = async_socket.AsyncSocket.poll
+ORIGINAL_WEBSOCKET_CALL = engineio_aiohttp.WebSocket.__call__
+
+
+class UncompressedWebSocket(engineio_aiohttp.WebSocket):  # type: ignore[misc]
+    """engine.io's aiohttp WebSocket, refusing permessage-deflate."""
+
+    async def __call__(self, environ: dict[str, Any]) -> WebSocketResponse:
+        request = environ["aiohttp.request"]
+        self._sock = WebSocketResponse(
+            max_msg_size=self.server.max_http_buffer_size, compress=False
+        )
+        await self._sock.prepare(request)
+        self.environ = environ
+        await self.handler(self)
+        return self._sock
+
+
+def uncompressed(eio: Any) -> None:
+    """Open this engine.io server's WebSockets without compression."""
+    eio._async = {**eio._async, "websocket": UncompressedWebSocket}
 
 
 async def poll(self: Any) -> list[Any]:

@@ -178,6 +178,7 @@ def setup(app: web.Application) -> None:
         logger=False,
         engineio_logger=False,
     )
+    engineio_internals.uncompressed(sio.eio)  # no zlib state per socket (see there)
     sio.attach(app, socketio_path="socket.io")
     app[SIO] = sio
     escalation_notifiers(app).add(EscalationSockets(sio))

@@ -260,6 +260,17 @@ async def test_connect_without_a_session_is_refused(start_server: Any) -> None:
         raise AssertionError("connected without a session")
 
 
+async def test_websockets_refuse_compression(start_server: Any) -> None:
+    """Browsers offer permessage-deflate; a zlib state per socket would cost ~96 KiB per
+    connected staff member (signaling/engineio_internals.py): the server declines it."""
+    server = await start_server()
+    api = await server.browser("fq.h1")
+    async with api.http.ws_connect("/socket.io/?EIO=4&transport=websocket", compress=15) as ws:
+        assert ws.compress == 0, "permessage-deflate was offered and must not be agreed"
+        opened = await ws.receive_str(timeout=5)
+        assert opened.startswith("0{"), opened  # engine.io's open packet: a working socket
+
+
 async def test_login_elsewhere_revokes_the_socket(start_server: Any, sockets: Any) -> None:
     server = await start_server()
     first = await sockets(server, "fq.h1")

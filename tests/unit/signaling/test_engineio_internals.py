@@ -1,4 +1,5 @@
-"""The writer's wait (signaling/engineio_internals.py) answers as engine.io's own does."""
+"""The writer's wait (signaling/engineio_internals.py) answers as engine.io's own does; the
+uncompressed WebSocket is the driver's own but for compression."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import pytest
 from engineio import exceptions
 
 from signaling import engineio_internals
-from signaling.engineio_internals import ORIGINAL_POLL, poll
+from signaling.engineio_internals import ORIGINAL_POLL, ORIGINAL_WEBSOCKET_CALL, poll
 
 # engine.io 4.15.1's AsyncSocket.poll: an upgrade that changes it must be looked at
 POLL_SHA256 = "826f58a9f3606db208e5d1266f075ad655b6eeda47b0a5616748624899ca5954"
+# its aiohttp driver's WebSocket.__call__, which UncompressedWebSocket repeats
+WEBSOCKET_CALL_SHA256 = "71f9a94476d737c35a2971f606da0937fc1ac8704d717cb5bac44960864c4453"
 
 
 def test_the_librarys_poll_is_the_one_replaced() -> None:
@@ -23,6 +26,25 @@ def test_the_librarys_poll_is_the_one_replaced() -> None:
         "python-engineio's AsyncSocket.poll changed: compare it with "
         "signaling/engineio_internals.poll before updating the hash"
     )
+
+
+def test_the_drivers_websocket_opening_is_the_one_repeated() -> None:
+    source = inspect.getsource(ORIGINAL_WEBSOCKET_CALL)
+    assert hashlib.sha256(source.encode()).hexdigest() == WEBSOCKET_CALL_SHA256, (
+        "python-engineio's aiohttp WebSocket.__call__ changed: compare it with "
+        "signaling/engineio_internals.UncompressedWebSocket before updating the hash"
+    )
+
+
+def test_uncompressed_replaces_only_this_servers_websocket() -> None:
+    from engineio import async_server
+
+    eio = async_server.AsyncServer(async_mode="aiohttp")
+    other = async_server.AsyncServer(async_mode="aiohttp")
+    engineio_internals.uncompressed(eio)
+    assert eio._async["websocket"] is engineio_internals.UncompressedWebSocket
+    assert other._async["websocket"] is not engineio_internals.UncompressedWebSocket
+    assert eio._async["make_response"] is other._async["make_response"]
 
 
 class _Socket:
