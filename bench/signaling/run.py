@@ -5,11 +5,16 @@
 
 For each staff count: a fresh data dir (SQLite, or a PostgreSQL database created and dropped
 when --database-url is given), `tongban demo`, the benchmark population (dataset.py), then
-`tongban serve` as a subprocess. Client processes (clients.py; never the server's) connect the
-callers, then the staff: the server's RSS before and after gives the memory per connected staff
-member. Then one open-loop phase per rate (and per repeat): each request is followed by
-call:cancel once a callee saw its call:incoming. Latency is emit of call:request -> first
-call:incoming at any callee of the window, on CLOCK_MONOTONIC in one process.
+`tongban serve` as a subprocess. Client processes (never the server's) connect the callers,
+then the staff; by default one Node.js process with the npm socket.io-client, as the browser
+app speaks (clients.mjs, offering permessage-deflate as Chromium does), or with `--client
+python` python-socketio's AsyncClient (clients.py), which costs several times the CPU on the
+same cores and emits late (printed: clients CPU, emit lag). `--pin` keeps the server on CPU 0
+and the clients on the others, as browsers elsewhere would be. The server's RSS before and
+after the staff connect gives the memory per connected staff member. Then one open-loop
+phase per rate (and per repeat): each request is followed by call:cancel once a callee saw
+its call:incoming. Latency is emit of call:request -> first call:incoming at any callee of
+the window, on CLOCK_MONOTONIC in one process.
 
 `--nodes 2` runs a cluster: that many `tongban serve` processes sharing the PostgreSQL database
 (--database-url, required) and a Redis database (--redis-url; flushed before and after: give
@@ -41,11 +46,11 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bench.signaling import clients, dataset
+from bench.signaling.node_clients import NodeClients
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -327,7 +332,15 @@ class Memory:
         return (self.rss_after_kib - self.rss_before_kib) / max(1, self.connected)
 
 
-def _ask(pipes: list[Connection], command: tuple[Any, ...]) -> list[dict[str, Any]]:
+class Pipe(Protocol):
+    """A client process's end: a multiprocessing Connection, or NodeClients."""
+
+    def send(self, command: Any, /) -> None: ...
+    def recv(self) -> Any: ...
+    def close(self) -> None: ...
+
+
+def _ask(pipes: list[Pipe], command: tuple[Any, ...]) -> list[dict[str, Any]]:
     for pipe in pipes:
         pipe.send(command)
     return [pipe.recv() for pipe in pipes]
@@ -340,7 +353,7 @@ def run_staff_count(
     data_dir = Path(tempfile.mkdtemp(prefix="tongban-bench-sig-"))
     servers: list[Server] = []
     procs: list[Any] = []
-    pipes: list[Connection] = []
+    pipes: list[Pipe] = []
     try:
         with ExitStack() as stack:
             pg_url = stack.enter_context(postgres_database(args.database_url))
@@ -382,11 +395,17 @@ def run_staff_count(
                     clients.WindowShare(w.case_ids, w.staff_tokens)
                     for w in data.windows[k :: args.procs]
                 ]
+                mine_callers = data.caller_tokens[k :: args.procs]
+                if args.client == "node":
+                    child = NodeClients(urls, shares, mine_callers)
+                    procs.append(child)
+                    pipes.append(child)
+                    if args.pin:
+                        _pin(child.pid, CLIENT_CPUS)
+                    continue
                 mine, theirs = ctx.Pipe()
                 proc = ctx.Process(
-                    target=clients.main,
-                    args=(theirs, urls, shares, data.caller_tokens[k :: args.procs]),
-                    daemon=True,
+                    target=clients.main, args=(theirs, urls, shares, mine_callers), daemon=True
                 )
                 proc.start()
                 if args.pin and proc.pid is not None:
@@ -479,7 +498,7 @@ def _flush_redis(url: str) -> None:
 
 
 def _phase(
-    pipes: list[Connection],
+    pipes: list[Pipe],
     servers: list[Server],
     staff: int,
     rate: float,
@@ -655,7 +674,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "100/200/400/800/s (overrides --staff and --rate)")  # fmt: skip
     parser.add_argument("--per-window", type=int, default=10, help="staff per home window")
     parser.add_argument("--callers", type=int, default=0, help="default: 2 x the highest rate")
-    parser.add_argument("--procs", type=int, default=2, help="client processes")
+    parser.add_argument(
+        "--procs",
+        type=int,
+        default=0,
+        help="client processes (default: 1 with --client node, 2 with python)",
+    )
+    parser.add_argument("--client", choices=["node", "python"], default="node",
+                        help="node: clients.mjs with the npm socket.io-client (needs `npm ci`); "
+                        "python: clients.py with python-socketio's AsyncClient")  # fmt: skip
     parser.add_argument("--connect-concurrency", type=int, default=50, help="per client process")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds at 20/s, not reported")
     parser.add_argument("--pause", type=float, default=2.0, help="seconds between phases")
@@ -707,6 +734,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--nodes > 1 needs --database-url: the nodes share PostgreSQL")
     if args.nodes < 1:
         parser.error("--nodes must be at least 1")
+    if args.procs < 1:
+        args.procs = 1 if args.client == "node" else 2
     if args.sweep:
         plan = SWEEP
     else:
