@@ -17,6 +17,7 @@
 // then one JSON array per line, ["connect", "callers"|"staff", concurrency],
 // ["phase", rate, seconds, start_at] or ["close"], each answered by one JSON line on stdout.
 
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { io } from "socket.io-client";
 
@@ -159,6 +160,10 @@ class Worker {
     };
     const cpu0 = cpu();
     await sleep(startAt - now());
+    // how late this process's own loop ran (a GC pause, a CPU shared with the server): a
+    // delivery it read that late counts in the latency as if the server had been slow
+    const delay = monitorEventLoopDelay({ resolution: 1 });
+    delay.enable();
     const count = Math.round(rate * seconds); // rate 0: an idle phase
     const windows = this.windows.filter((w) => w.case_ids.length && w.staff_tokens.length);
     const caseFor = (i) => {
@@ -181,7 +186,10 @@ class Worker {
     }
     if (count === 0) await sleep(startAt + seconds - now());
     await Promise.race([Promise.all(requests), sleep(3 * (TIMEOUT_MS / 1000) + 5)]);
+    delay.disable();
     ph.cpu_s = cpu() - cpu0;
+    ph.loop_delay_p99_ms = delay.percentile(99) / 1e6;
+    ph.loop_delay_max_ms = delay.max / 1e6;
     ph.connected = [...this.staff, ...this.callers].filter((s) => s.connected).length;
     return ph;
   }

@@ -20,7 +20,9 @@ import gc
 import os
 import sys
 import time
+import traceback
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -185,7 +187,10 @@ def _time_requests() -> None:
     CallService.request = timed  # type: ignore[method-assign]
 
 
+ROOT = Path(__file__).resolve().parents[2]
 TURNS: dict[str, float] = {"count": 0, "wait_s": 0.0, "hold_s": 0.0, "max_wait_ms": 0.0}
+TURNS.update(max_hold_ms=0.0)
+LONGEST_HOLD: list[str] = [""]  # where the longest hold since the last reset was taken
 
 
 def _time_turns() -> None:
@@ -208,7 +213,15 @@ def _time_turns() -> None:
             try:
                 yield
             finally:
-                TURNS["hold_s"] += time.perf_counter() - got
+                held = time.perf_counter() - got
+                TURNS["hold_s"] += held
+                if held * 1000 > TURNS["max_hold_ms"]:  # rare: the stack only then
+                    TURNS["max_hold_ms"] = held * 1000
+                    LONGEST_HOLD[0] = " < ".join(
+                        f"{Path(f.filename).stem}.{f.name}:{f.lineno}"
+                        for f in reversed(traceback.extract_stack(limit=14))
+                        if str(ROOT) in f.filename and "/bench/" not in f.filename
+                    )
 
     Database._turn = timed  # type: ignore[method-assign]
 
@@ -232,7 +245,7 @@ async def _stats(request: web.Request) -> web.Response:
         {
             "sql": dict(STATEMENTS),
             "gc": collector,
-            "turns": dict(TURNS),
+            "turns": dict(TURNS) | {"longest_hold_at": LONGEST_HOLD[0]},
             "requests": len(REQUESTS),
             "request_s": REQUESTS[since:] if since >= 0 else [],
         }
@@ -241,6 +254,8 @@ async def _stats(request: web.Request) -> web.Response:
         GC["max_ms"] = 0.0
         GC["over_10ms"] = 0
         TURNS["max_wait_ms"] = 0.0
+        TURNS["max_hold_ms"] = 0.0
+        LONGEST_HOLD[0] = ""
     return answer
 
 
@@ -274,8 +289,8 @@ async def _watch_stalls(_app: web.Application) -> None:
             if stalled > limit and last[0] != reported:
                 frame = sys._current_frames().get(loop_thread)
                 stack = "".join(traceback.format_stack(frame)[-12:]) if frame else "?"
-                print(f"STALL {stalled * 1000:.0f} ms so far, loop thread at:\n{stack}",
-                      file=sys.stderr, flush=True)  # fmt: skip
+                print(f"STALL {stalled * 1000:.0f} ms so far, from monotonic {last[0]:.3f}"
+                      f", loop thread at:\n{stack}", file=sys.stderr, flush=True)  # fmt: skip
                 reported = last[0]
 
     tick()

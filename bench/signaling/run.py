@@ -273,6 +273,9 @@ class Row:
     server_cpu_s: float = 0.0
     db_cpu_s: float = math.nan  # PostgreSQL's processes, when the run uses it
     runq_wait_s: float = 0.0  # server threads runnable but not running, during the phase
+    # Node.js clients only: how late their own event loop ran (1 ms timer), worst process
+    client_delay_p99_ms: float = math.nan
+    client_delay_max_ms: float = math.nan
     seconds: float = 0.0
     connected: int = 0  # sockets still connected at the end of the phase
     # instrumented runs only: per sent request (call:request + call:cancel)
@@ -301,6 +304,8 @@ class Row:
             "ack_p99_ms": pct(self.ack, 99) * ms,
             "cancel_ack_p99_ms": pct(self.cancel_ack, 99) * ms,
             "emit_lag_p99_ms": pct(self.emit_lag, 99) * ms,
+            "client_loop_delay_p99_ms": self.client_delay_p99_ms,
+            "client_loop_delay_max_ms": self.client_delay_max_ms,
             "delivered": self.delivered,
             "expected": self.expected,
             "errors": dict(self.errors),
@@ -531,6 +536,8 @@ def _phase(
     answers = [pipe.recv() for pipe in pipes]
     if spy is not None:
         spy.wait(30)
+    if args.instrument:  # to place the server's STALL lines (TB_BENCH_STALL_MS) in phases
+        say(f"{rate:g}/s #{repeat}: monotonic {start_at:.3f} to {start_at + seconds:.3f}")
     row = Row(staff, rate, repeat)
     row.server_cpu = 100.0 * (cpu1 - cpu0) / CLK_TCK / seconds
     row.server_cpu_s = (cpu1 - cpu0) / CLK_TCK
@@ -569,7 +576,8 @@ def _phase(
                 f"{100 * (t1['hold_s'] - t0['hold_s']) / seconds:.0f} % of the phase "
                 f"({1000 * (t1['hold_s'] - t0['hold_s']) / turns:.2f} ms each), wait "
                 f"{1000 * (t1['wait_s'] - t0['wait_s']) / turns:.1f} ms mean, "
-                f"max {t1['max_wait_ms']:.0f} ms"
+                f"max {t1['max_wait_ms']:.0f} ms; longest hold {t1['max_hold_ms']:.1f} ms at "
+                f"{t1['longest_hold_at']}"
             )
     row.host_cpu = 100.0 * (host1[0] - host0[0]) / max(1, host1[1] - host0[1])
     for a in answers:
@@ -581,12 +589,19 @@ def _phase(
         row.ack += a["ack"]
         row.cancel_ack += a["cancel_ack"]
         row.emit_lag += a["emit_lag"]
+        if "loop_delay_max_ms" in a:  # the worst client process
+            row.client_delay_p99_ms = _worst(row.client_delay_p99_ms, a["loop_delay_p99_ms"])
+            row.client_delay_max_ms = _worst(row.client_delay_max_ms, a["loop_delay_max_ms"])
         row.expected += a["expected"]
         row.delivered += a["delivered"]
         row.errors.update(a["errors"])
         row.client_cpu += 100.0 * a["cpu_s"] / seconds
         row.connected += a["connected"]
     return row
+
+
+def _worst(so_far: float, value: float) -> float:
+    return value if math.isnan(so_far) else max(so_far, value)
 
 
 def _py_spy(
@@ -633,10 +648,10 @@ def table(memories: list[Memory], rows: list[Row]) -> str:
         "| staff | req/s | run | sent | answered | p50 | p90 | p99 | max | last-callee p99 "
         "| ack p50 | ack p99 | cancel-ack p99 | errors | skipped | server CPU % "
         "| server CPU ms/req | PostgreSQL CPU ms/req | loop run-queue wait ms/s | clients CPU % "
-        "| host CPU % | emit lag p99 |"
+        "| host CPU % | emit lag p99 | client loop delay p99 / max |"
         + (" SQL/req | conn/req | gen2 GCs | GC ms | GC max ms |" if instrumented else ""),
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:"
-        "|---:|---:|---:|---:|---:|---:|" + ("---:|" * 5 if instrumented else ""),
+        "|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" * 5 if instrumented else ""),
     ]
     for row in rows:
         s = row.summary()
@@ -649,7 +664,8 @@ def table(memories: list[Memory], rows: list[Row]) -> str:
             f"| {s['server_cpu_pct']:.0f} | {_f(s['server_cpu_ms_per_request'])} "
             f"| {_f(s['db_cpu_ms_per_request'])} | {_f(s['server_runq_wait_ms_per_s'])} "
             f"| {s['client_cpu_pct']:.0f} | {s['host_cpu_pct']:.0f} "
-            f"| {_f(s['emit_lag_p99_ms'])} |"
+            f"| {_f(s['emit_lag_p99_ms'])} "
+            f"| {_f(s['client_loop_delay_p99_ms'])} / {_f(s['client_loop_delay_max_ms'])} |"
             + (
                 f" {_f(s['sql_per_request'])} | {_f(s['tx_per_request'])} | {s['gc_gen2']} "
                 f"| {_f(s['gc_pause_ms'])} | {_f(s['gc_max_pause_ms'])} |"
