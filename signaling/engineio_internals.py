@@ -16,8 +16,8 @@ cancellation). python-engineio is pinned in pyproject.toml and
 
 Compression: engine.io's aiohttp driver opens each WebSocket with aiohttp's default
 ``compress=True``, so every browser (Chromium always offers permessage-deflate) gets a
-compressed connection: a zlib compressor and decompressor per socket, ~96 KiB more per
-connected staff member (132.8 against 36.5 KiB measured, BENCHMARKS.md), and every frame
+compressed connection: a zlib compressor and decompressor per socket, ~100 KiB more per
+connected staff member (132.8–136.3 against 33.7–35.0 KiB, BENCHMARKS.md), and every frame
 deflated and inflated for signaling messages of a few hundred bytes. The reference server
 turned it off by default for that reason (engine.io 4.0, "disable perMessageDeflate by
 default"). ``UncompressedWebSocket`` is the driver's class with ``compress=False``; the same

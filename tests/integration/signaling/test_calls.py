@@ -261,7 +261,7 @@ async def test_connect_without_a_session_is_refused(start_server: Any) -> None:
 
 
 async def test_websockets_refuse_compression(start_server: Any) -> None:
-    """Browsers offer permessage-deflate; a zlib state per socket would cost ~96 KiB per
+    """Browsers offer permessage-deflate; a zlib state per socket would cost ~100 KiB per
     connected staff member (signaling/engineio_internals.py): the server declines it."""
     server = await start_server()
     api = await server.browser("fq.h1")
