@@ -188,8 +188,13 @@ def _time_requests() -> None:
 
 
 ROOT = Path(__file__).resolve().parents[2]
-TURNS: dict[str, float] = {"count": 0, "wait_s": 0.0, "hold_s": 0.0, "max_wait_ms": 0.0}
-TURNS.update(max_hold_ms=0.0)
+TURNS: dict[str, float] = {
+    "count": 0,
+    "wait_s": 0.0,
+    "hold_s": 0.0,
+    "max_wait_ms": 0.0,
+    "max_hold_ms": 0.0,
+}
 LONGEST_HOLD: list[str] = [""]  # where the longest hold since the last reset was taken
 
 
